@@ -1,0 +1,203 @@
+"""The HTTP layer: a Flask app that serves the spec's routes and turns every refusal into
+``application/problem+json``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import secrets
+import time
+
+from flask import Flask, Response, current_app, g, request
+from flask_cors import CORS
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+
+from mockserver.auth import KeyStore, mask
+from mockserver.backends import BackendUnavailable, ImageBackend, load_backend
+from mockserver.config import Config
+from mockserver.problems import PROBLEM_MEDIA_TYPE, Problem
+from mockserver.ratelimit import RateLimiter
+from mockserver.rules import check_plan, resolve_generation
+from mockserver.spec import ApiSpec, load_spec
+from mockserver.validation import RequestValidator, parse_json
+
+log = logging.getLogger("mockserver")
+
+API_PREFIX = "/api/v1/"
+
+
+class ImageApi:
+    """What the routes need, built once at start-up from the spec and the config."""
+
+    def __init__(self, spec: ApiSpec, config: Config, backend: ImageBackend | None = None):
+        unknown = {plan for plan in config.keys.values() if plan not in spec.plans}
+        if unknown:
+            raise ValueError(f"API keys name plans the spec does not define: {sorted(unknown)}")
+        self.spec = spec
+        self.config = config
+        self.keys = KeyStore(config.keys)
+        self.validator = RequestValidator(spec.request_schema)
+        self.backend = backend or load_backend(config.backend, **config.backend_options)
+        self.limiter = RateLimiter() if config.rate_limits else None
+        catalog = [model.entry for model in spec.models.values()]
+        self.model_list = _json({"default_model": spec.default_model, "data": catalog})
+        self.model_bodies = {model.id: _json(model.entry) for model in spec.models.values()}
+
+    def authorize(self) -> None:
+        key, plan = self.keys.authenticate(request.headers.get("Authorization"))
+        g.plan = plan
+        g.key = key
+
+    def limit_rate(self) -> None:
+        if self.limiter is not None:
+            self.limiter.take(g.key, g.plan, self.spec.plans[g.plan].requests_per_minute)
+
+    def generate(self) -> Response:
+        if request.mimetype != "application/json":
+            raise Problem(
+                415,
+                "unsupported_media_type",
+                f"Send the body as application/json, not {request.mimetype or 'nothing'}.",
+            )
+        body = parse_json(self._read_body())
+        self.validator.validate(body)
+        generation = resolve_generation(body, self.spec)
+        check_plan(g.plan, self.spec.models[generation.model])
+        self.limit_rate()
+        try:
+            images = self.backend.generate(generation)
+        except BackendUnavailable as exc:
+            raise Problem(
+                503, "model_unavailable", str(exc), headers={"Retry-After": str(exc.retry_after)}
+            ) from exc
+        media_type = f"image/{generation.output_format}"
+        return Response(
+            _json(
+                {
+                    "id": "gen_" + secrets.token_hex(8),
+                    "created": int(time.time()),
+                    "model": generation.model,
+                    "width": generation.width,
+                    "height": generation.height,
+                    "num_inference_steps": generation.num_inference_steps,
+                    "seed": generation.seed,
+                    "output_format": generation.output_format,
+                    "images": [
+                        {
+                            "media_type": media_type,
+                            "seed": seed,
+                            "data_url": f"data:{media_type};base64,"
+                            + base64.b64encode(data).decode("ascii"),
+                        }
+                        for seed, data in zip(generation.image_seeds(), images, strict=True)
+                    ],
+                }
+            ),
+            mimetype="application/json",
+        )
+
+    def _read_body(self) -> bytes:
+        # Werkzeug stops a body without Content-Length (chunked) at MAX_CONTENT_LENGTH and
+        # returns what it read; that limit is one byte more than allowed, so that a cut-off
+        # body shows itself by its length instead of being parsed.
+        data = request.get_data(cache=False)
+        if len(data) > self.config.max_body_bytes:
+            raise RequestEntityTooLarge()
+        return data
+
+    def list_models(self) -> Response:
+        self.limit_rate()
+        return Response(self.model_list, mimetype="application/json")
+
+    def get_model(self, model_id: str) -> Response:
+        self.limit_rate()
+        body = self.model_bodies.get(model_id)
+        if body is None:
+            raise Problem(404, "model_not_found", f"There is no model with id {model_id[:100]!r}.")
+        return Response(body, mimetype="application/json")
+
+
+def create_app(
+    config: Config | None = None,
+    spec: ApiSpec | None = None,
+    backend: ImageBackend | None = None,
+) -> Flask:
+    """Build the mock server.
+
+    *spec* defaults to loading ``config.spec_path``; *backend* to the one ``config.backend``
+    names in the ``mockserver.backends`` entry-point group.
+    """
+    config = config or Config.from_env()
+    api = ImageApi(spec or load_spec(config.spec_path), config, backend)
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes + 1
+    app.extensions["imageapi"] = api
+    CORS(
+        app,
+        resources={API_PREFIX + "*": {"origins": config.cors_origins}},
+        allow_headers=["Authorization", "Content-Type", "Prefer"],
+        expose_headers=["Retry-After", "WWW-Authenticate", "Allow"],
+        max_age=600,
+    )
+
+    @app.before_request
+    def authenticate():
+        if request.path.startswith(API_PREFIX) and request.method != "OPTIONS":
+            api.authorize()
+
+    app.add_url_rule("/api/v1/generate", "generate", api.generate, methods=["POST"])
+    app.add_url_rule("/api/v1/models", "list_models", api.list_models, methods=["GET"])
+    app.add_url_rule("/api/v1/models/<model_id>", "get_model", api.get_model, methods=["GET"])
+    app.register_error_handler(Problem, _problem_response)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _internal_error)
+    return app
+
+
+def _json(value) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _problem_response(problem: Problem) -> Response:
+    if problem.status == 401:
+        header = request.headers.get("Authorization", "")
+        log.info("401 %s for key %s", problem.code, mask(header.split(" ")[-1]) if header else "-")
+    response = Response(_json(problem.to_dict(request.path)), status=problem.status)
+    response.mimetype = PROBLEM_MEDIA_TYPE
+    response.headers.update(problem.headers)
+    return response
+
+
+_HTTP_CODES = {
+    400: "malformed_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+def _http_error(error: HTTPException) -> Response:
+    headers = {}
+    if isinstance(error, MethodNotAllowed):
+        allow = ", ".join(error.valid_methods or [])
+        headers["Allow"] = allow
+        detail = f"{request.method} is not allowed here; this route accepts {allow}."
+    elif isinstance(error, NotFound):
+        detail = "There is no such route."
+    elif isinstance(error, RequestEntityTooLarge):
+        limit = current_app.extensions["imageapi"].config.max_body_bytes
+        detail = f"The body may be at most {limit} bytes."
+    else:
+        detail = error.description or error.name
+    status = error.code or 500
+    code = _HTTP_CODES.get(status, error.name.lower().replace(" ", "_").replace("'", ""))
+    return _problem_response(Problem(status, code, detail, headers=headers))
+
+
+def _internal_error(error: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return _problem_response(
+        Problem(500, "internal_error", "The server failed to answer this request.")
+    )

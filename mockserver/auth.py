@@ -1,0 +1,63 @@
+"""API keys: Bearer parsing, constant-time lookup, and masking for logs."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+
+from mockserver.problems import Problem
+
+REALM = 'Bearer realm="imageapi"'
+# RFC 6750 section 2.1: "Bearer" 1*SP b64token. Exactly one space: stray whitespace is malformed.
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9\-._~+/]+=*)")
+
+
+def mask(key: str) -> str:
+    """What may be shown of a key: its first eight characters."""
+    return key[:8] + "…" if len(key) > 8 else "…"
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+class KeyStore:
+    """Maps API keys to plans. Keys are kept as SHA-256 digests and compared in constant time."""
+
+    def __init__(self, keys: Mapping[str, str]):
+        self._entries = [(_digest(key), plan) for key, plan in keys.items()]
+
+    def plans(self) -> set[str]:
+        return {plan for _, plan in self._entries}
+
+    def authenticate(self, authorization: str | None) -> tuple[str, str]:
+        """Return ``(key, plan)`` for an ``Authorization`` header value, or raise a 401."""
+        if not authorization:
+            raise _unauthorized(
+                "missing_api_key", "Send your API key as 'Authorization: Bearer <key>'."
+            )
+        match = _BEARER.fullmatch(authorization)
+        if not match:
+            raise _unauthorized(
+                "missing_api_key",
+                "The Authorization header must be 'Bearer <key>'.",
+                error="invalid_request",
+            )
+        key = match.group(1)
+        presented = _digest(key)
+        plan = None
+        for digest, candidate in self._entries:  # no early exit: time does not depend on the key
+            if hmac.compare_digest(digest, presented):
+                plan = candidate
+        if plan is None:
+            raise _unauthorized(
+                "invalid_api_key", f"The API key {mask(key)} is not known.", error="invalid_token"
+            )
+        return key, plan
+
+
+def _unauthorized(code: str, detail: str, error: str | None = None) -> Problem:
+    challenge = REALM if error is None else f'{REALM}, error="{error}"'
+    return Problem(401, code, detail, headers={"WWW-Authenticate": challenge})

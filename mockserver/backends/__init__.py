@@ -1,0 +1,49 @@
+"""Image backends: what turns a :class:`~mockserver.rules.Generation` into encoded images.
+
+A backend is any object with ``generate(generation) -> list[bytes]``, returning
+``generation.num_images`` images encoded in ``generation.output_format``. Backends are found
+through the ``mockserver.backends`` entry-point group, so another package can add one with::
+
+    [project.entry-points."mockserver.backends"]
+    mybackend = "mypackage.backend:MyBackend"
+
+The entry point names a factory called with the backend's options as keyword arguments.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Protocol
+
+from mockserver.rules import Generation
+
+ENTRY_POINT_GROUP = "mockserver.backends"
+
+
+class ImageBackend(Protocol):
+    def generate(self, generation: Generation) -> list[bytes]: ...
+
+
+class BackendError(LookupError):
+    """The named backend is not installed or could not be built."""
+
+
+class BackendUnavailable(Exception):
+    """The backend cannot serve this generation now (model missing, busy, out of memory)."""
+
+    def __init__(self, detail: str, retry_after: int = 5):
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+def available_backends() -> list[str]:
+    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+
+def load_backend(name: str, **options) -> ImageBackend:
+    """Build the backend registered under *name* with *options*."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
+        return ep.load()(**options)
+    raise BackendError(
+        f"no image backend named {name!r}; installed: {', '.join(available_backends()) or 'none'}"
+    )

@@ -1,0 +1,96 @@
+"""Fixtures: the spec, the app in-process, and the real server under gunicorn."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from mockserver.app import create_app
+from mockserver.config import DEV_KEYS, Config
+from mockserver.spec import load_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY_FOR_PLAN = {plan: key for key, plan in DEV_KEYS.items()}
+
+
+@pytest.fixture(scope="session")
+def spec():
+    return load_spec()
+
+
+@pytest.fixture(scope="session")
+def app(spec):
+    return create_app(Config(), spec=spec)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def auth(plan: str = "enterprise") -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEY_FOR_PLAN[plan]}"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RunningServer:
+    """``python -m mockserver`` in a subprocess, as ``make run`` starts it."""
+
+    def __init__(self, *args: str, env: dict | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "mockserver", "--port", str(self.port), *args]
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._wait_until_ready()
+
+    def _wait_until_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.process.stdout.read()}")
+            try:
+                requests.get(self.url + "/", timeout=1)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("server did not start")
+
+    def alive(self) -> bool:
+        response = requests.get(self.url + "/api/v1/models", headers=auth(), timeout=10)
+        return response.status_code == 200
+
+    def stop(self) -> str:
+        self.process.terminate()
+        try:
+            output, _ = self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            output, _ = self.process.communicate()
+        return output
+
+
+@pytest.fixture(scope="session")
+def server():
+    running = RunningServer("--workers", "2")
+    yield running
+    running.stop()

@@ -1,0 +1,87 @@
+"""The placeholder backend: real, exact, deterministic images."""
+
+from __future__ import annotations
+
+import io
+import zlib
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from mockserver.backends.placeholder import PlaceholderBackend, _adler32_combine, render
+from mockserver.rules import Generation
+
+sizes = st.integers(16, 128).map(lambda n: n * 16)
+
+
+def generation(**overrides) -> Generation:
+    values = dict(
+        prompt="a red fox",
+        model="sdxl-lightning",
+        width=512,
+        height=512,
+        num_inference_steps=8,
+        negative_prompt=None,
+        seed=42,
+        output_format="png",
+        num_images=1,
+    )
+    values.update(overrides)
+    return Generation(**values)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    width=sizes,
+    height=sizes,
+    fmt=st.sampled_from(["png", "jpeg", "webp"]),
+    prompt=st.text(min_size=1, max_size=300),
+)
+def test_image_decodes_at_the_exact_size_and_format(width, height, fmt, prompt):
+    data = render(generation(width=width, height=height, output_format=fmt, prompt=prompt), 1)
+    image = Image.open(io.BytesIO(data))
+    image.load()  # decodes every row; a broken stream or checksum raises
+    assert image.size == (width, height)
+    assert image.format == {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}[fmt]
+
+
+def test_png_stream_checksum_is_right():
+    data = render(generation(width=1024, height=768), 3)
+    # IDAT is the fourth chunk: signature(8) IHDR(25) PLTE(12 + 768)
+    offset = 8 + 25 + 12 + 768
+    length = int.from_bytes(data[offset : offset + 4], "big")
+    assert data[offset + 4 : offset + 8] == b"IDAT"
+    raw = zlib.decompress(data[offset + 8 : offset + 8 + length])  # verifies Adler-32
+    assert len(raw) == 768 * (1024 + 1)
+
+
+@given(st.binary(max_size=500), st.binary(max_size=500))
+def test_adler32_combine_matches_zlib(a, b):
+    assert _adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b)) == zlib.adler32(a + b)
+
+
+def test_same_inputs_same_bytes_and_any_change_shows():
+    base = render(generation(), 42)
+    assert render(generation(), 42) == base
+    for changed in [
+        render(generation(prompt="a blue fox"), 42),
+        render(generation(model="sdxl"), 42),
+        render(generation(), 43),
+        render(generation(width=528), 42),
+    ]:
+        assert changed != base
+
+
+def test_images_show_their_colours_and_caption():
+    image = Image.open(io.BytesIO(render(generation(width=1024, height=1024), 5))).convert("RGB")
+    top, bottom = image.getpixel((10, 5)), image.getpixel((10, 1018))
+    assert top != bottom  # a gradient
+    band = image.crop((0, 440, 1024, 580))
+    assert len(band.getcolors(maxcolors=1 << 16)) > 4  # antialiased text on the band
+
+
+def test_backend_makes_one_image_per_seed():
+    images = PlaceholderBackend().generate(generation(num_images=3, seed=2**32 - 1))
+    assert len(images) == 3
+    assert len(set(images)) == 3
