@@ -10,7 +10,6 @@ import secrets
 import time
 
 from flask import Flask, Response, current_app, g, request
-from flask_cors import CORS
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from mockserver.auth import KeyStore, mask
@@ -134,13 +133,7 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes + 1
     app.extensions["imageapi"] = api
-    CORS(
-        app,
-        resources={API_PREFIX + "*": {"origins": config.cors_origins}},
-        allow_headers=["Authorization", "Content-Type", "Prefer"],
-        expose_headers=["Retry-After", "WWW-Authenticate", "Allow"],
-        max_age=600,
-    )
+    app.after_request(_cors(config.cors_origins))
 
     @app.before_request
     def authenticate():
@@ -156,8 +149,43 @@ def create_app(
     return app
 
 
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Prefer"
+CORS_EXPOSE_HEADERS = "Retry-After, WWW-Authenticate, Allow"
+CORS_MAX_AGE = "600"
+
+
+def _cors(origins: list[str]):
+    """CORS for browser clients on the API routes: any origin with ``*``, else those listed.
+
+    Preflights are answered by Flask's automatic OPTIONS, before authentication, and allow
+    the route's own methods and the ``Authorization`` header.
+    """
+    any_origin = "*" in origins
+    allowed = frozenset(origins)
+
+    def add_cors_headers(response: Response) -> Response:
+        origin = request.headers.get("Origin")
+        if not origin or not request.path.startswith(API_PREFIX):
+            return response
+        if not any_origin:
+            response.vary.add("Origin")
+            if origin not in allowed:
+                return response
+        headers = response.headers
+        headers["Access-Control-Allow-Origin"] = "*" if any_origin else origin
+        headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            headers["Access-Control-Allow-Methods"] = headers.get("Allow", "")
+            headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+            headers["Access-Control-Max-Age"] = CORS_MAX_AGE
+        return response
+
+    return add_cors_headers
+
+
 def _json(value) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # ASCII output escapes what a client sent, lone surrogates included, instead of failing on it.
+    return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
 def _problem_response(problem: Problem) -> Response:

@@ -1,16 +1,15 @@
-"""``python -m mockserver``: serve the mock with gunicorn, a production WSGI server."""
+"""``python -m mockserver``: serve the mock with granian, a production HTTP server."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
 
 from mockserver.auth import mask
 from mockserver.backends import available_backends
-from mockserver.config import Config, load_keys
+from mockserver.config import Config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: CPUs)"
     )
     parser.add_argument(
-        "--threads", type=int, default=4, help="threads per worker (default: %(default)s)"
+        "--threads", type=int, default=2, help="threads per worker (default: %(default)s)"
     )
     parser.add_argument(
         "--rate-limits", action="store_true", help="enforce each plan's requests_per_minute"
@@ -42,19 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    config = Config.from_env()
+def environment_from_args(args: argparse.Namespace) -> dict[str, str]:
+    """The ``MOCKSERVER_*`` variables that carry the options to the server's workers."""
+    env = {}
     if args.spec:
-        config.spec_path = args.spec
+        env["MOCKSERVER_SPEC"] = str(args.spec.resolve())
     if args.keys:
-        config.keys = load_keys(args.keys)
+        env["MOCKSERVER_KEYS"] = str(args.keys.resolve())
     if args.backend:
-        config.backend = args.backend
+        env["MOCKSERVER_BACKEND"] = args.backend
     if args.rate_limits:
-        config.rate_limits = True
+        env["MOCKSERVER_RATE_LIMITS"] = "1"
     if args.cors_origins:
-        config.cors_origins = [o.strip() for o in args.cors_origins.split(",")]
-    return config
+        env["MOCKSERVER_CORS_ORIGINS"] = args.cors_origins
+    return env
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,51 +62,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_backends:
         print("\n".join(available_backends()))
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    os.environ.update(environment_from_args(args))
     from mockserver.app import create_app
 
-    config = config_from_args(args)
-    try:
-        app = create_app(config)
-    except Exception as exc:  # a bad spec, key file or backend: say so, don't print a traceback
+    try:  # build the app once here, so that a bad spec, key file or backend fails fast
+        app = create_app(Config.from_env())
+    except Exception as exc:
         print(f"mockserver: cannot start: {exc}", file=sys.stderr)
         return 2
-    print(f"Image API mock on http://{args.host}:{args.port} (backend: {config.backend})")
-    for key, plan in config.keys.items():
+    api = app.extensions["imageapi"]
+    print(f"Image API mock on http://{args.host}:{args.port} (backend: {api.config.backend})")
+    for key, plan in api.config.keys.items():
         print(f"  {plan:<10} key {mask(key)}")
-    serve(app, args.host, args.port, args.workers, args.threads)
+    del app, api
+    serve(args.host, args.port, args.workers, args.threads)
     return 0
 
 
-def serve(app, host: str, port: int, workers: int, threads: int) -> None:
-    """Run *app* under gunicorn; the app is built once and forked into the workers."""
-    from gunicorn.app.base import BaseApplication
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Run ``mockserver.wsgi:app`` under granian, a production HTTP server written in Rust."""
+    from granian import Granian
+    from granian.constants import Interfaces
 
-    class Server(BaseApplication):
-        def load_config(self):
-            self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", workers)
-            self.cfg.set("threads", threads)
-            self.cfg.set("worker_class", "gthread" if threads > 1 else "sync")
-            self.cfg.set("timeout", 180)  # generation is synchronous; clients allow 120 s
-            self.cfg.set("keepalive", 5)
-            self.cfg.set("control_socket_disable", True)  # one shared path; unused here
-
-        def load(self):
-            return _terminated_input(app)
-
-    Server().run()
-
-
-def _terminated_input(app):
-    """Tell the app that gunicorn ends ``wsgi.input`` at the body's end, chunked bodies too.
-
-    Without ``wsgi.input_terminated`` Werkzeug reads a body without Content-Length as empty,
-    and cannot apply the body-size limit to it.
-    """
-
-    def wsgi(environ, start_response):
-        environ["wsgi.input_terminated"] = True
-        return app(environ, start_response)
-
-    return wsgi
+    Granian(
+        "mockserver.wsgi:app",
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        blocking_threads=threads,
+        websockets=False,
+        respawn_failed_workers=True,
+        log_access=False,
+    ).serve()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, relevance
 
@@ -39,17 +40,28 @@ def _reject_constant(name: str):
 
 
 class RequestValidator:
-    """Validates bodies against one JSON Schema and reports spec-defined error codes."""
+    """Validates bodies against one JSON Schema and reports spec-defined error codes.
+
+    Two validators of the same schema: jsonschema-rs (compiled, about 1 µs) answers whether a
+    body is valid, and only a body it does not accept goes to the pure-Python jsonschema, which
+    explains each fault with the schema path that the error codes are read from.
+    """
 
     def __init__(self, schema: dict):
         Draft202012Validator.check_schema(schema)
         self._schema = schema
+        self._fast = jsonschema_rs.Draft202012Validator(schema)
         self._validator = Draft202012Validator(
             schema, format_checker=Draft202012Validator.FORMAT_CHECKER
         )
 
     def validate(self, body) -> None:
         """Raise a 400 :class:`Problem` listing every fault in *body*; return if it is valid."""
+        try:
+            if self._fast.is_valid(body):
+                return
+        except ValueError:  # e.g. a lone surrogate, which Rust strings cannot hold
+            pass
         errors = sorted(self._validator.iter_errors(body), key=relevance, reverse=True)
         if not errors:
             return

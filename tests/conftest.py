@@ -1,4 +1,4 @@
-"""Fixtures: the spec, the app in-process, and the real server under gunicorn."""
+"""Fixtures: the spec, the app in-process, and the real server under granian."""
 
 from __future__ import annotations
 

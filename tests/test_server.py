@@ -1,4 +1,4 @@
-"""The real server under gunicorn: bad input over the wire, the README, schemathesis."""
+"""The real server under granian: bad input over the wire, the README, schemathesis."""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
 """The default backend: cheap, deterministic placeholder images a person can recognise.
 
 An image is a vertical gradient in two colours drawn from (prompt, model, seed), with a band
-across the middle that shows the prompt, the model, the seed and the size. It is an indexed
-(palette) image whose pixel indices depend only on the size and the text, never on the colours,
-so for PNG the compressed gradient rows are made once per size and only the text band is
-compressed per request; the colours travel in the palette.
+across the middle that shows the prompt, the model, the seed, the size and the steps. It is an
+indexed (palette) image whose pixel indices depend only on the size and the text, never on the
+colours, which travel in the palette. For PNG that means the compressed gradient rows are made
+once per size and only the text band is drawn and compressed per request: about 0.15 ms for
+1024x1024, against about 30 ms for drawing and encoding an RGB image with Pillow.
 """
 
 from __future__ import annotations
@@ -14,18 +15,22 @@ import hashlib
 import io
 import struct
 import textwrap
-import zlib
 from dataclasses import dataclass
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageFont
+from zlib_ng import zlib_ng as zlib  # zlib's API; SIMD deflate and Adler-32, several times faster
 
 from mockserver.rules import Generation
 
-GRADIENT_LEVELS = 240  # palette indices 0..239: the gradient; 240..255: the band's text shades
-TEXT_SHADES = 256 - GRADIENT_LEVELS
+# Palette: indices 0..15 are the band's shades from its background (0) to the ink (15), so that a
+# zero byte is both the band's background and PNG's "no filter" byte; 16..255 are the gradient.
+TEXT_SHADES = 16
+GRADIENT_LEVELS = 256 - TEXT_SHADES
+BAND_COLOUR, INK_COLOUR = (20, 20, 28), (245, 245, 250)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ZLIB_HEADER = b"\x78\x01"
 _ADLER_BASE = 65521
+_GLYPH_CACHE_SIZE = 4096
 
 
 class PlaceholderBackend:
@@ -40,17 +45,19 @@ class PlaceholderBackend:
 
 def render(generation: Generation, seed: int) -> bytes:
     """One encoded image for *generation* made with *seed*."""
-    layout = _layout(generation.width, generation.height)
+    width, height = generation.width, generation.height
+    layout = _layout(width, height)
     palette = _palette(generation.prompt, generation.model, seed)
-    band = _band_pixels(
-        generation.width,
-        layout.band_height,
-        _caption(generation, seed),
-    )
+    band = _band_scanlines(width, layout, _caption(generation, seed))
     if generation.output_format == "png":
-        return _png(generation.width, generation.height, palette, layout, band)
-    pixels = layout.top_pixels + band + layout.bottom_pixels
-    image = Image.frombytes("P", (generation.width, generation.height), pixels)
+        return _png(width, height, palette, layout, band)
+    # Other formats need plain pixels: drop each band row's leading filter byte.
+    band_pixels = b"".join(
+        band[y * (width + 1) + 1 : (y + 1) * (width + 1)] for y in range(layout.band_height)
+    )
+    image = Image.frombytes(
+        "P", (width, height), layout.top_pixels + band_pixels + layout.bottom_pixels
+    )
     image.putpalette(palette)
     out = io.BytesIO()
     if generation.output_format == "jpeg":
@@ -61,7 +68,7 @@ def render(generation: Generation, seed: int) -> bytes:
 
 
 def _caption(generation: Generation, seed: int) -> tuple[list[str], str]:
-    lines = textwrap.wrap(generation.prompt, width=42, max_lines=2, placeholder=" …") or [""]
+    lines = textwrap.wrap(generation.prompt, width=48, max_lines=2, placeholder=" …") or [""]
     meta = (
         f"{generation.model} · seed {seed} · {generation.width}x{generation.height}"
         f" · {generation.num_inference_steps} steps"
@@ -72,8 +79,12 @@ def _caption(generation: Generation, seed: int) -> tuple[list[str], str]:
 def _palette(prompt: str, model: str, seed: int) -> bytes:
     key = f"{model}\0{seed}\0{prompt}".encode("utf-8", "surrogatepass")
     digest = hashlib.sha256(key).digest()
-    gradient = _ramp(digest[0:3], digest[3:6], GRADIENT_LEVELS)
-    return gradient + _ramp((20, 20, 28), (245, 245, 250), TEXT_SHADES)
+    ends = Image.frombytes("RGB", (2, 1), digest[:6])
+    # The box spans the two pixel centres, so the ramp runs from one colour right to the other.
+    gradient = ends.resize(
+        (GRADIENT_LEVELS, 1), Image.Resampling.BILINEAR, box=(0.5, 0, 1.5, 1)
+    ).tobytes()
+    return _BAND_PALETTE + gradient
 
 
 def _ramp(start, end, steps: int) -> bytes:
@@ -84,34 +95,64 @@ def _ramp(start, end, steps: int) -> bytes:
     )
 
 
-# Text antialiasing levels 0..255 become the band's palette shades 240..255.
-_SHADE_TABLE = bytes(GRADIENT_LEVELS + v * (TEXT_SHADES - 1) // 255 for v in range(256))
+_BAND_PALETTE = _ramp(BAND_COLOUR, INK_COLOUR, TEXT_SHADES)
+INK, GREY_INK = TEXT_SHADES - 1, (TEXT_SHADES - 1) * 2 // 3
 
 
-def _band_pixels(width: int, band_height: int, caption: tuple[list[str], str]) -> bytes:
+def _band_scanlines(width: int, layout: _Layout, caption: tuple[list[str], str]) -> bytes:
+    """The band's PNG scanlines: per row a zero filter byte, then *width* palette indices.
+
+    Glyphs are blended in with palette indices as the ink (0 is the band, 15 the ink), so the
+    antialiased text is already in palette terms. The text is drawn one column to the right
+    into an image one column wider, whose column 0 stays zero: the filter bytes come for free.
+    """
     lines, meta = caption
-    mask = Image.new("L", (width, band_height), 0)
-    draw = ImageDraw.Draw(mask)
-    size = max(10, width // 30)
-    font = _font(size)
-    small = _font(max(8, size * 2 // 3))
+    mask = Image.new("L", (width + 1, layout.band_height), 0)
+    size = layout.font_size
+    x = 1 + size // 2
     y = size // 2
     for line in lines:
-        draw.text((size // 2, y), line, fill=255, font=font)
+        _draw_text(mask, x, y, line, size, INK)
         y += size + size // 4
-    draw.text((size // 2, y + size // 4), meta, fill=180, font=small)
-    return mask.tobytes().translate(_SHADE_TABLE)
+    _draw_text(mask, x, y + size // 4, meta, max(8, size * 2 // 3), GREY_INK)
+    return mask.tobytes()
 
 
-@functools.lru_cache(maxsize=16)
-def _font(size: int):
-    return ImageFont.load_default(size=size)
+def _draw_text(image: Image.Image, x: float, y: int, text: str, size: int, ink: int) -> None:
+    """Draw *text* glyph by glyph from a cache: several times faster than ``ImageDraw.text``
+    for short strings, at the cost of kerning, which a placeholder does not need."""
+    core = image.im  # Pillow's C image: its paste skips the checks of Image.paste
+    right = image.width - size // 2
+    for char in text:
+        glyph, dx, dy, width, height, advance = _glyph(char, size)
+        if x + advance > right:
+            break
+        if glyph is not None:
+            left, top = int(x) + dx, y + dy
+            core.paste(ink, (left, top, left + width, top + height), glyph)
+        x += advance
+
+
+@functools.lru_cache(maxsize=_GLYPH_CACHE_SIZE)
+def _glyph(char: str, size: int) -> tuple:
+    """(coverage as a C image or None, x offset, y offset, width, height, advance)."""
+    font = _font(size)
+    mask, (dx, dy) = font.getmask2(char, mode="L")
+    width, height = mask.size
+    glyph = Image.frombytes("L", mask.size, bytes(mask)).im if width and height else None
+    return glyph, dx, dy, width, height, font.getlength(char)
+
+
+@functools.lru_cache(maxsize=32)
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size).font_variant(layout_engine=ImageFont.Layout.BASIC)
 
 
 @dataclass(frozen=True)
 class _Layout:
     """Everything about an image of one size that does not depend on the request."""
 
+    font_size: int
     band_top: int
     band_height: int
     top_pixels: bytes
@@ -125,14 +166,16 @@ class _Layout:
 
 @functools.lru_cache(maxsize=32)
 def _layout(width: int, height: int) -> _Layout:
-    band_height = min(height, max(width // 30, 10) * 4)
+    font_size = max(10, width // 36)
+    band_height = min(height, font_size * 4)
     band_top = (height - band_height) // 2
-    rows = [bytes([y * GRADIENT_LEVELS // height]) * width for y in range(height)]
+    rows = [bytes([TEXT_SHADES + y * GRADIENT_LEVELS // height]) * width for y in range(height)]
     top = rows[:band_top]
     bottom = rows[band_top + band_height :]
     top_scan = b"".join(b"\x00" + row for row in top)
     bottom_scan = b"".join(b"\x00" + row for row in bottom)
     return _Layout(
+        font_size=font_size,
         band_top=band_top,
         band_height=band_height,
         top_pixels=b"".join(top),
@@ -147,9 +190,8 @@ def _layout(width: int, height: int) -> _Layout:
 
 def _deflate(data: bytes, *, final: bool) -> bytes:
     compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
-    return compressor.compress(data) + compressor.flush(
-        zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH
-    )
+    end = zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH
+    return compressor.compress(data) + compressor.flush(end)
 
 
 def _adler32_combine(adler1: int, adler2: int, length2: int) -> int:
@@ -163,29 +205,23 @@ def _adler32_combine(adler1: int, adler2: int, length2: int) -> int:
 
 
 def _png(width: int, height: int, palette: bytes, layout: _Layout, band: bytes) -> bytes:
-    band_scan = b"".join(
-        b"\x00" + band[y * width : (y + 1) * width] for y in range(layout.band_height)
-    )
-    adler = zlib.adler32(band_scan, layout.top_adler)
+    """A palette PNG whose IDAT joins the cached top and bottom deflate blocks around the band's."""
+    adler = zlib.adler32(band, layout.top_adler)
     adler = _adler32_combine(adler, layout.bottom_adler, layout.bottom_length)
-    idat = (
-        ZLIB_HEADER
-        + layout.top_deflate
-        + _deflate(band_scan, final=False)
-        + layout.bottom_deflate
-        + struct.pack(">I", adler)
-    )
-    header = struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0)
-    return b"".join(
+    idat = b"".join(
         [
-            PNG_SIGNATURE,
-            _chunk(b"IHDR", header),
-            _chunk(b"PLTE", palette),
-            _chunk(b"IDAT", idat),
-            _chunk(b"IEND", b""),
+            ZLIB_HEADER,
+            layout.top_deflate,
+            _deflate(band, final=False),
+            layout.bottom_deflate,
+            struct.pack(">I", adler),
         ]
     )
+    header = struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0)
+    chunks = [(b"IHDR", header), (b"PLTE", palette), (b"IDAT", idat), (b"IEND", b"")]
+    return PNG_SIGNATURE + b"".join(_chunk(kind, data) for kind, data in chunks)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    crc = zlib.crc32(kind + data)
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)

@@ -1,0 +1,166 @@
+"""`make bench`: requests/s and latency of the mock under granian, side by side with Prism.
+
+Both servers serve the same openapi.yaml on this machine, one at a time, under the same wrk load:
+  - generate: POST /api/v1/generate, 1024x1024 sdxl-lightning, a distinct prompt per request;
+  - unauthorized: the same request without a key (401).
+The mock validates the body, checks the key, plan and caps, and draws a real 1024x1024 PNG;
+Prism checks that a Bearer header is present and returns the spec's example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "sk_test_basic_0123456789abcdef"
+LOAD_SCRIPT = Path(__file__).with_name("load.lua")
+SANITY_BODY = {
+    "model": "sdxl-lightning",
+    "width": 1024,
+    "height": 1024,
+    "num_inference_steps": 8,
+    "prompt": "sanity check",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: server exited with {process.returncode}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url}: server did not start")
+
+
+def start(command: list[str], url: str) -> subprocess.Popen:
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_for(url, process)
+    return process
+
+
+def check_target(url: str) -> dict:
+    """One request of each kind, to be sure the load measures what it claims."""
+    body = SANITY_BODY
+    ok = requests.post(
+        url + "/api/v1/generate", json=body, headers={"Authorization": f"Bearer {KEY}"}
+    )
+    denied = requests.post(url + "/api/v1/generate", json=body)
+    image = ok.json()["images"][0]["data_url"] if ok.status_code == 200 else ""
+    return {
+        "generate_status": ok.status_code,
+        "image_bytes": len(image) * 3 // 4,
+        "unauthorized_status": denied.status_code,
+    }
+
+
+def run_wrk(url: str, scenario: str, seconds: int, connections: int) -> dict:
+    env = {**os.environ, "BENCH_AUTH": f"Bearer {KEY}" if scenario == "generate" else ""}
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
+    output = subprocess.run(
+        [*command, "-s", str(LOAD_SCRIPT), url],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    line = next(line for line in output.splitlines() if line.startswith("RESULT "))
+    raw = json.loads(line.removeprefix("RESULT "))
+    return {
+        "requests_per_s": raw["requests"] / (raw["duration_us"] / 1e6),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "requests": raw["requests"],
+        "non_2xx": raw["non_2xx"],
+        "socket_errors": raw["socket_errors"],
+    }
+
+
+def measure(command: list[str], url: str, seconds: int, connections: int) -> dict:
+    process = start(command, url)
+    try:
+        result = {"sanity": check_target(url)}
+        run_wrk(url, "generate", 2, connections)  # warm-up
+        for scenario in SCENARIOS:
+            result[scenario] = run_wrk(url, scenario, seconds, connections)
+        return result
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+SCENARIOS = ("generate", "unauthorized")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--prism", default=shutil.which("prism"), help="path to the prism binary")
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "server.json")
+    args = parser.parse_args()
+    if not args.prism or not Path(args.prism).exists():
+        parser.error("Prism not found: run `make bench`, which installs it")
+
+    mock_port, prism_port = free_port(), free_port()
+    mock = [sys.executable, "-m", "mockserver", "--port", str(mock_port)]
+    prism = [args.prism, "mock", "-h", "127.0.0.1", "-p", str(prism_port)]
+    targets = {
+        "mock": (mock + ["--workers", str(args.workers)], f"http://127.0.0.1:{mock_port}"),
+        "prism": (prism + [str(ROOT / "openapi.yaml")], f"http://127.0.0.1:{prism_port}"),
+    }
+    results = {
+        "setup": f"wrk -t1 -c{args.connections} -d{args.seconds}s, {os.cpu_count()} CPUs, "
+        f"mock with {args.workers} granian workers",
+        "targets": {
+            name: measure(command, url, args.seconds, args.connections)
+            for name, (command, url) in targets.items()
+        },
+    }
+
+    print(f"\n{results['setup']}\n")
+    print("| target | scenario | requests/s | p50 ms | p99 ms | non-2xx | vs Prism |")
+    print("|---|---|---|---|---|---|---|")
+    for scenario in SCENARIOS:
+        prism_rate = results["targets"]["prism"][scenario]["requests_per_s"]
+        for name in targets:
+            r = results["targets"][name][scenario]
+            r["ratio_to_prism"] = r["requests_per_s"] / prism_rate
+            print(
+                f"| {name} | {scenario} | {r['requests_per_s']:.0f} | {r['p50_ms']:.2f} "
+                f"| {r['p99_ms']:.2f} | {r['non_2xx']} | {r['ratio_to_prism']:.2f}x |"
+            )
+    for name in targets:
+        print(f"{name} sanity: {results['targets'][name]['sanity']}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2))
+    print(f"\nwritten to {args.output.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
