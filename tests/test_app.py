@@ -336,3 +336,11 @@ def test_rate_limits_per_plan_when_enabled(spec):
 def test_keys_must_name_known_plans(spec):
     with pytest.raises(ValueError, match="platinum"):
         create_app(Config(keys={"sk_x": "platinum"}), spec=spec)
+
+
+def test_lone_surrogates_are_handled_not_crashed_on(client):
+    headers = {**auth(), "Content-Type": "application/json"}
+    ok = client.post(GENERATE, data=b'{"prompt": "\\ud800 fox"}', headers=headers)
+    assert ok.status_code == 200
+    bad = client.post(GENERATE, data=b'{"prompt": "p", "seed": "\\udfff"}', headers=headers)
+    assert problem(bad, 400, "invalid_type")["field"] == "seed"

@@ -1,0 +1,58 @@
+"""The command line: options reach the workers, and bad settings fail fast and clearly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from mockserver.cli import build_parser, environment_from_args
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mockserver", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
+def test_list_backends():
+    result = run_cli("--list-backends")
+    assert result.returncode == 0
+    assert "placeholder" in result.stdout.split()
+
+
+def test_unknown_backend_fails_fast():
+    result = run_cli("--backend", "nope")
+    assert result.returncode == 2
+    assert "no image backend named 'nope'" in result.stderr
+
+
+def test_missing_keys_file_fails_fast(tmp_path):
+    result = run_cli("--keys", str(tmp_path / "absent.yaml"))
+    assert result.returncode == 2
+    assert "cannot start" in result.stderr
+
+
+def test_options_become_worker_environment(tmp_path):
+    args = build_parser().parse_args(
+        [
+            "--keys",
+            "k.yaml",
+            "--backend",
+            "x",
+            "--rate-limits",
+            "--cors-origins",
+            "http://a,http://b",
+        ]
+    )
+    env = environment_from_args(args)
+    assert env["MOCKSERVER_KEYS"].endswith("k.yaml") and Path(env["MOCKSERVER_KEYS"]).is_absolute()
+    assert env["MOCKSERVER_BACKEND"] == "x"
+    assert env["MOCKSERVER_RATE_LIMITS"] == "1"
+    assert env["MOCKSERVER_CORS_ORIGINS"] == "http://a,http://b"
