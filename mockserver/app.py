@@ -8,6 +8,7 @@ import json
 import logging
 import secrets
 import time
+from pathlib import Path
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
@@ -42,6 +43,14 @@ class ImageApi:
         catalog = [model.entry for model in spec.models.values()]
         self.model_list = _json({"default_model": spec.default_model, "data": catalog})
         self.model_bodies = {model.id: _json(model.entry) for model in spec.models.values()}
+        self.spec_json = _json(spec.document)
+        self.spec_yaml = Path(config.spec_path).read_bytes()
+
+    def openapi_json(self) -> Response:
+        return Response(self.spec_json, mimetype="application/json")
+
+    def openapi_yaml(self) -> Response:
+        return Response(self.spec_yaml, mimetype="application/yaml")
 
     def authorize(self) -> None:
         key, plan = self.keys.authenticate(request.headers.get("Authorization"))
@@ -143,6 +152,9 @@ def create_app(
     app.add_url_rule("/api/v1/generate", "generate", api.generate, methods=["POST"])
     app.add_url_rule("/api/v1/models", "list_models", api.list_models, methods=["GET"])
     app.add_url_rule("/api/v1/models/<model_id>", "get_model", api.get_model, methods=["GET"])
+    # The spec itself, for tools and the docs page; public, outside the API routes.
+    app.add_url_rule("/openapi.json", "openapi_json", api.openapi_json, methods=["GET"])
+    app.add_url_rule("/openapi.yaml", "openapi_yaml", api.openapi_yaml, methods=["GET"])
     app.register_error_handler(Problem, _problem_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)

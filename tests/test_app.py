@@ -344,3 +344,13 @@ def test_lone_surrogates_are_handled_not_crashed_on(client):
     assert ok.status_code == 200
     bad = client.post(GENERATE, data=b'{"prompt": "p", "seed": "\\udfff"}', headers=headers)
     assert problem(bad, 400, "invalid_type")["field"] == "seed"
+
+
+def test_the_spec_is_served_without_a_key(client, spec):
+    as_json = client.get("/openapi.json")
+    assert as_json.status_code == 200
+    assert as_json.get_json()["x-imageapi-catalog"] == spec.document["x-imageapi-catalog"]
+    as_yaml = client.get("/openapi.yaml")
+    assert as_yaml.status_code == 200
+    assert as_yaml.mimetype == "application/yaml"
+    assert as_yaml.data.startswith(b"openapi: 3.1")

@@ -123,3 +123,24 @@ def test_a_consistent_cap_change_is_accepted(spec):
         ] = 20
 
     assert build_spec(_with(spec, edit)).models["sdxl-lightning"].max_steps == 20
+
+
+def test_every_problem_code_in_the_request_schema_is_documented_for_400(spec):
+    documented = set(
+        spec.document["components"]["schemas"]["BadRequestProblem"]["allOf"][1]["properties"][
+            "code"
+        ]["enum"]
+    )
+
+    def codes(node):
+        if isinstance(node, dict):
+            if "x-problem-code" in node:
+                yield node["x-problem-code"]
+            for value in node.values():
+                yield from codes(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from codes(value)
+
+    used = set(codes(spec.request_schema))
+    assert used and used <= documented

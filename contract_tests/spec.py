@@ -1,0 +1,107 @@
+"""What the contract says, read straight from openapi.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache, cached_property
+from pathlib import Path
+
+from jsonschema import Draft202012Validator
+from prance import ResolvingParser
+
+SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
+GENERATE = "/api/v1/generate"
+MODELS = "/api/v1/models"
+
+
+@dataclass(frozen=True)
+class Contract:
+    document: dict
+
+    @classmethod
+    def load(cls, path: Path = SPEC_PATH) -> Contract:
+        parser = ResolvingParser(str(path), backend="openapi-spec-validator", strict=False)
+        return cls(parser.specification)
+
+    # The catalog ---------------------------------------------------------------------------
+
+    @cached_property
+    def catalog(self) -> dict:
+        return self.document["x-imageapi-catalog"]
+
+    @cached_property
+    def models(self) -> dict[str, dict]:
+        return {model["id"]: model for model in self.catalog["models"]}
+
+    @cached_property
+    def plans(self) -> list[str]:
+        return [plan["id"] for plan in self.catalog["plans"]]
+
+    def plan_includes(self, plan: str, model: str) -> bool:
+        return plan in self.models[model]["plans"]
+
+    # The request schema --------------------------------------------------------------------
+
+    @cached_property
+    def request_schema(self) -> dict:
+        operation = self.document["paths"][GENERATE]["post"]
+        return operation["requestBody"]["content"]["application/json"]["schema"]
+
+    @cached_property
+    def request_validator(self) -> Draft202012Validator:
+        return Draft202012Validator(self.request_schema)
+
+    def default(self, field: str):
+        return self.request_schema["properties"][field].get("default")
+
+    @property
+    def default_model(self) -> str:
+        return self.default("model")
+
+    def size_range(self, field: str) -> tuple[int, int, int]:
+        prop = self.request_schema["properties"][field]
+        return prop["minimum"], prop["maximum"], prop.get("multipleOf", 1)
+
+    def expected_steps(self, body: dict) -> int:
+        """The steps a target must use for a valid *body*."""
+        if "num_inference_steps" in body:
+            return int(body["num_inference_steps"])
+        model = self.models[body.get("model", self.default_model)]
+        preset = body.get("preset", self.default("preset"))
+        return model["fast_steps"] if preset == "fast" else model["quality_steps"]
+
+    # Error codes ---------------------------------------------------------------------------
+
+    def problem_codes(self, status: int) -> set[str]:
+        """The codes the spec documents for *status*, on any operation."""
+        codes = set()
+        for item in self.document["paths"].values():
+            for operation in item.values():
+                response = operation.get("responses", {}).get(str(status))
+                if response is None:
+                    continue
+                schema = response["content"]["application/problem+json"]["schema"]
+                for part in schema.get("allOf", [schema]):
+                    codes.update(part.get("properties", {}).get("code", {}).get("enum", []))
+        return codes
+
+    @cached_property
+    def step_cap_code(self) -> str:
+        return self.request_schema["properties"]["num_inference_steps"]["x-problem-code"]
+
+    @cached_property
+    def unknown_model_code(self) -> str:
+        return self.request_schema["properties"]["model"]["x-problem-code"]
+
+    @cached_property
+    def negative_prompt_code(self) -> str:
+        for rule in self.request_schema.get("allOf", []):
+            if "negative_prompt" in rule.get("then", {}).get("properties", {}):
+                return rule["x-problem-code"]
+        raise LookupError("the spec states no negative-prompt rule")
+
+
+@cache
+def load_contract() -> Contract:
+    """The contract, loaded once: tests parametrize over its models at collection time."""
+    return Contract.load()

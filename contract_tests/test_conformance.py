@@ -1,0 +1,66 @@
+"""Conformance to openapi.yaml with schemathesis' built-in checks: status codes, content types,
+response schemas and headers, negative data rejected, positive data accepted, auth not ignored,
+missing auth header, unsupported methods, and no server errors."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+import schemathesis
+from hypothesis import reject
+from schemathesis.config import SchemathesisConfig
+
+from contract_tests.spec import GENERATE, SPEC_PATH
+from contract_tests.target import BudgetExhausted, HttpTarget
+
+CONFIG_PATH = SPEC_PATH.with_name("schemathesis.toml")
+
+
+def suite_config() -> SchemathesisConfig:
+    """schemathesis.toml, the settings `st run` uses, less its Authorization header: the suite
+    sends the key it picks from IMAGEAPI_KEY_<PLAN> itself."""
+    settings = tomllib.loads(CONFIG_PATH.read_text())
+    settings.pop("headers", None)
+    return SchemathesisConfig.from_dict(settings)
+
+
+@pytest.fixture(scope="session")
+def api_schema(target):
+    if isinstance(target, HttpTarget):
+        schema = schemathesis.openapi.from_path(SPEC_PATH, config=suite_config())
+        schema.config.update(base_url=target.base_url)
+        return schema
+    return schemathesis.openapi.from_wsgi("/openapi.json", target.app, config=suite_config())
+
+
+@pytest.fixture(scope="session")
+def conformance_key(contract, keys):
+    """The key of the plan with the most models, so that positive data can succeed."""
+    known = [plan for plan in contract.plans if keys.get(plan)]
+    if not known:
+        pytest.skip("no key for any plan: set IMAGEAPI_KEY_<PLAN>")
+    plan = max(known, key=lambda p: sum(p in m["plans"] for m in contract.models.values()))
+    return keys[plan]
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+def test_conformance(case, target, contract, billing, conformance_key):
+    expect_billable = (
+        case.method == "POST"
+        and case.path == GENERATE
+        and contract.request_validator.is_valid(case.body)
+    )
+    if expect_billable:
+        try:
+            billing.reserve()
+        except BudgetExhausted:
+            reject()  # spend no more: hypothesis moves on to other inputs
+    kwargs = {"session": target.session} if isinstance(target, HttpTarget) else {}
+    response = case.call_and_validate(
+        headers={"Authorization": f"Bearer {conformance_key}"}, **kwargs
+    )
+    billing.record(case.method, case.path, response.status_code)
