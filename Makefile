@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 PRISM_VERSION   := 5.16.0
 REDOCLY_VERSION := 2.77.0
 
-.PHONY: install run test lint format bench st clean
+.PHONY: install run test lint format bench st contract contract-prism mutants clean
 
 install: $(STAMP)
 
@@ -49,6 +49,20 @@ URL ?= http://$(HOST):$(PORT)
 KEY ?= sk_test_enterprise_0123456789abcdef
 st: $(STAMP)
 	$(BIN)/st run openapi.yaml --url $(URL) --checks all -H "Authorization: Bearer $(KEY)"
+
+# The contract suite: the mock in-process by default, or any deployment:
+#   make contract BASE_URL=https://imageapi.org MAX_BILLABLE=20 JUNIT=contract.xml
+# with keys in IMAGEAPI_KEY_FREE, IMAGEAPI_KEY_BASIC, IMAGEAPI_KEY_PRO, IMAGEAPI_KEY_ENTERPRISE.
+CONTRACT_ARGS = $(if $(BASE_URL),--base-url $(BASE_URL)) \
+	$(if $(MAX_BILLABLE),--max-billable $(MAX_BILLABLE)) $(if $(JUNIT),--junitxml $(JUNIT))
+contract: $(STAMP)
+	$(BIN)/python -m pytest contract_tests $(CONTRACT_ARGS)
+
+contract-prism: $(STAMP) $(TOOLS)/.installed
+	$(BIN)/python scripts/contract_prism.py --prism $(TOOLS)/node_modules/.bin/prism
+
+mutants: $(STAMP)
+	$(BIN)/python -m tests.mutants
 
 bench: $(STAMP) $(TOOLS)/.installed
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

@@ -39,19 +39,26 @@ def assert_generated(reply: Reply, body: dict, contract: Contract) -> dict:
     height = int(body.get("height", contract.default("height")))
     output_format = body.get("output_format", contract.default("output_format"))
     num_images = body.get("num_images", contract.default("num_images"))
-    assert result["model"] == model
-    assert (result["width"], result["height"]) == (width, height)
-    assert result["num_inference_steps"] == contract.expected_steps(body)
-    assert result["output_format"] == output_format
+    expected = {
+        "model": model,
+        "width": width,
+        "height": height,
+        "num_inference_steps": contract.expected_steps(body),
+        "output_format": output_format,
+    }
     if "seed" in body:
-        assert result["seed"] == body["seed"]
-    assert len(result["images"]) == num_images
+        expected["seed"] = body["seed"]
+    echoed = {field: result.get(field) for field in expected}
+    assert echoed == expected, f"the response echoes {echoed}, the request implies {expected}"
+    assert len(result["images"]) == num_images, f"{len(result['images'])} images, not {num_images}"
     for i, image in enumerate(result["images"]):
-        assert image["seed"] == (result["seed"] + i) % 2**32
-        assert image["media_type"] == f"image/{output_format}"
+        assert image["seed"] == (result["seed"] + i) % 2**32, "image i must use seed + i"
+        assert image["media_type"] == f"image/{output_format}", image["media_type"]
         decoded = decode(image["data_url"], image["media_type"])
-        assert decoded.format == PIL_FORMATS[output_format]
-        assert decoded.size == (width, height)
+        assert decoded.format == PIL_FORMATS[output_format], f"the image is {decoded.format}"
+        assert decoded.size == (width, height), (
+            f"the image is {decoded.size}, not {(width, height)}"
+        )
     return result
 
 

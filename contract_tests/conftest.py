@@ -48,6 +48,17 @@ def pytest_addoption(parser):
         help="in-process target: a factory of a WSGI app, as module:name (default: the mock)",
     )
     group.addoption(
+        "--request-timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for each answer over HTTP (default: 120, as clients are told)",
+    )
+    group.addoption(
+        "--dev-keys",
+        action="store_true",
+        help="the target is a mock started by hand: use its development keys as defaults",
+    )
+    group.addoption(
         "--max-billable",
         type=int,
         default=None,
@@ -82,9 +93,9 @@ def contract() -> Contract:
 @pytest.fixture(scope="session")
 def keys(pytestconfig, contract) -> dict[str, str | None]:
     """The API key of each plan: IMAGEAPI_KEY_<PLAN>, else the mock's development key when the
-    target is the mock."""
+    target is the mock (in-process, or by URL with --dev-keys)."""
     defaults = {}
-    if not pytestconfig.getoption("base_url"):
+    if not pytestconfig.getoption("base_url") or pytestconfig.getoption("dev_keys"):
         from mockserver.config import DEV_KEYS
 
         defaults = {plan: key for key, plan in DEV_KEYS.items()}
@@ -111,7 +122,8 @@ def target(pytestconfig, billing, keys):
     }
     base_url = pytestconfig.getoption("base_url")
     if base_url:
-        made = HttpTarget(base_url, billing, secrets=secrets)
+        timeout = pytestconfig.getoption("request_timeout")
+        made = HttpTarget(base_url, billing, timeout=timeout, secrets=secrets)
     else:
         module, _, factory = pytestconfig.getoption("app").partition(":")
         app = getattr(importlib.import_module(module), factory)()

@@ -1,7 +1,8 @@
-"""Auth: every way of presenting no usable key is a 401 with a Bearer challenge; a valid key never is."""
+"""Auth: no usable key is always a 401 with a Bearer challenge; a valid key never is."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,7 @@ def malformed(known_keys: list[str]):
     key = st.sampled_from(known_keys)
     return st.one_of(
         st.sampled_from([None, "", "Bearer", "Bearer ", "bearer", "Token", "Basic dXNlcjpwdw=="]),
-        key.map(lambda k: k),  # the key without a scheme
+        key,  # the key without a scheme
         key.map(lambda k: f"Basic {k}"),
         key.map(lambda k: f"Token {k}"),
         key.map(lambda k: f"Bearer  {k}"),  # stray whitespace inside the header
@@ -79,7 +80,8 @@ def test_a_known_key_with_one_character_changed_is_refused(target, contract, key
 
 def test_a_valid_key_is_never_answered_401(target, contract, keys):
     known = [key for key in keys.values() if key]
-    assert known, "set at least one IMAGEAPI_KEY_<PLAN>"
+    if not known:
+        pytest.skip("no key for any plan: set IMAGEAPI_KEY_<PLAN>")
 
     @settings(max_examples=40)
     @given(
