@@ -11,8 +11,12 @@ STAMP  := $(VENV)/.installed
 
 PRISM_VERSION   := 5.16.0
 REDOCLY_VERSION := 2.77.0
+OPENAPI_TS_VERSION := 7.13.0
+TYPESCRIPT_VERSION := 5.9.3
+OPENAPI_FETCH_VERSION := 0.17.0
+NODE_TYPES_VERSION := 20.19.43
 
-.PHONY: install run test lint format bench st contract contract-prism mutants clean
+.PHONY: install run test lint format bench st contract contract-prism mutants client client-check clean
 
 install: $(STAMP)
 
@@ -22,16 +26,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-$(TOOLS)/.installed:
+$(TOOLS)/.installed: Makefile
 	mkdir -p $(TOOLS)
 	cd $(TOOLS) && npm install --no-fund --no-audit --silent \
-		@stoplight/prism-cli@$(PRISM_VERSION) @redocly/cli@$(REDOCLY_VERSION)
+		@stoplight/prism-cli@$(PRISM_VERSION) @redocly/cli@$(REDOCLY_VERSION) \
+		openapi-typescript@$(OPENAPI_TS_VERSION) typescript@$(TYPESCRIPT_VERSION) \
+		openapi-fetch@$(OPENAPI_FETCH_VERSION) @types/node@$(NODE_TYPES_VERSION)
 	touch $@
 
 run: $(STAMP)
 	$(BIN)/python -m mockserver --host $(HOST) --port $(PORT)
 
-test: $(STAMP) lint
+test: $(STAMP) lint client-check
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) $(TOOLS)/.installed
@@ -39,6 +45,30 @@ lint: $(STAMP) $(TOOLS)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/openapi-spec-validator openapi.yaml
 	$(TOOLS)/node_modules/.bin/redocly lint openapi.yaml
+
+# Clients generated from openapi.yaml; never edit them by hand. The Python generator runs the
+# pinned ruff as its formatter, so it needs the venv on PATH.
+PY_CLIENT := generated_client
+TS_CLIENT := generated_client_ts
+GENERATE_PY = PATH="$(abspath $(BIN)):$$PATH" $(BIN)/openapi-python-client generate \
+	--path openapi.yaml --config openapi-python-client.yaml --meta none --overwrite \
+	--fail-on-warning --output-path
+GENERATE_TS = $(TOOLS)/node_modules/.bin/openapi-typescript openapi.yaml --default-non-nullable false --output
+TSC = $(TOOLS)/node_modules/.bin/tsc
+
+client: $(STAMP) $(TOOLS)/.installed
+	$(GENERATE_PY) $(PY_CLIENT)
+	$(GENERATE_TS) $(TS_CLIENT)/schema.d.ts
+
+# Regenerate into a scratch folder and fail on any difference; then type-check the TypeScript.
+client-check: $(STAMP) $(TOOLS)/.installed
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(GENERATE_PY) "$$tmp/py" >/dev/null && \
+	$(GENERATE_TS) "$$tmp/ts/schema.d.ts" >/dev/null 2>&1 && \
+	diff -r --exclude=__pycache__ "$$tmp/py" $(PY_CLIENT) && \
+	diff -r "$$tmp/ts" $(TS_CLIENT) --exclude=README.md && \
+	echo "generated clients are up to date with openapi.yaml"
+	$(TSC) -p examples/typescript --noEmit
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
