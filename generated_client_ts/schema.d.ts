@@ -191,6 +191,11 @@ export interface components {
             negative_prompt: boolean;
             /** @description The plans that include this model. */
             plans: components["schemas"]["PlanId"][];
+            /**
+             * @description Typical time to make one 1024x1024 image at `quality_steps` on the hosted service.
+             *     The mock's `--latency realistic` waits this long, scaled by steps, pixels and images.
+             */
+            typical_latency_ms?: number;
         };
         /** @description An RFC 9457 problem details document. */
         Problem: {
@@ -281,16 +286,6 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                /**
-                 * @example {
-                 *       "type": "https://imageapi.org/problems/step-cap-exceeded",
-                 *       "title": "Step cap exceeded",
-                 *       "status": 400,
-                 *       "detail": "num_inference_steps: 60 is greater than the maximum of 50",
-                 *       "code": "step_cap_exceeded",
-                 *       "field": "num_inference_steps"
-                 *     }
-                 */
                 "application/problem+json": components["schemas"]["BadRequestProblem"];
             };
         };
@@ -301,15 +296,6 @@ export interface components {
                 [name: string]: unknown;
             };
             content: {
-                /**
-                 * @example {
-                 *       "type": "https://imageapi.org/problems/invalid-api-key",
-                 *       "title": "Invalid API key",
-                 *       "status": 401,
-                 *       "detail": "The API key is not known.",
-                 *       "code": "invalid_api_key"
-                 *     }
-                 */
                 "application/problem+json": components["schemas"]["UnauthorizedProblem"];
             };
         };
@@ -552,6 +538,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "default_model": "flux-schnell",
+                     *       "data": [
+                     *         {
+                     *           "id": "sdxl-lightning",
+                     *           "name": "SDXL Lightning",
+                     *           "description": "ByteDance accelerated SDXL — very fast generation with fewer steps needed.",
+                     *           "best_for": "Fast SDXL output, rapid creative iteration, lower-latency alternative to SDXL base.",
+                     *           "quality_steps": 8,
+                     *           "fast_steps": 4,
+                     *           "max_steps": 50,
+                     *           "negative_prompt": true,
+                     *           "plans": [
+                     *             "basic",
+                     *             "pro",
+                     *             "enterprise"
+                     *           ],
+                     *           "typical_latency_ms": 900
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["ModelList"];
                 };
             };
@@ -582,6 +591,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "sdxl-lightning",
+                     *       "name": "SDXL Lightning",
+                     *       "description": "ByteDance accelerated SDXL — very fast generation with fewer steps needed.",
+                     *       "best_for": "Fast SDXL output, rapid creative iteration, lower-latency alternative to SDXL base.",
+                     *       "quality_steps": 8,
+                     *       "fast_steps": 4,
+                     *       "max_steps": 50,
+                     *       "negative_prompt": true,
+                     *       "plans": [
+                     *         "basic",
+                     *         "pro",
+                     *         "enterprise"
+                     *       ],
+                     *       "typical_latency_ms": 900
+                     *     }
+                     */
                     "application/json": components["schemas"]["Model"];
                 };
             };

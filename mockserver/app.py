@@ -6,7 +6,10 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
+import re
 import secrets
+import threading
 import time
 from pathlib import Path
 
@@ -16,9 +19,12 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from mockserver.auth import KeyStore, mask
 from mockserver.backends import BackendUnavailable, ImageBackend, load_backend
 from mockserver.config import Config
+from mockserver.docs import register_docs
+from mockserver.journal import Journal
 from mockserver.problems import PROBLEM_MEDIA_TYPE, Problem
 from mockserver.ratelimit import RateLimiter
 from mockserver.rules import check_plan, resolve_generation
+from mockserver.scenarios import Scenarios
 from mockserver.spec import ApiSpec, load_spec
 from mockserver.validation import RequestValidator, parse_json
 
@@ -30,7 +36,7 @@ API_PREFIX = "/api/v1/"
 class ImageApi:
     """What the routes need, built once at start-up from the spec and the config."""
 
-    def __init__(self, spec: ApiSpec, config: Config, backend: ImageBackend | None = None):
+    def __init__(self, spec: ApiSpec, config: Config, backend: ImageBackend):
         unknown = {plan for plan in config.keys.values() if plan not in spec.plans}
         if unknown:
             raise ValueError(f"API keys name plans the spec does not define: {sorted(unknown)}")
@@ -38,7 +44,8 @@ class ImageApi:
         self.config = config
         self.keys = KeyStore(config.keys)
         self.validator = RequestValidator(spec.request_schema)
-        self.backend = backend or load_backend(config.backend, **config.backend_options)
+        self.backend = backend
+        self.scenarios = Scenarios(spec.document) if config.scenarios else None
         self.limiter = RateLimiter() if config.rate_limits else None
         catalog = [model.entry for model in spec.models.values()]
         self.model_list = _json({"default_model": spec.default_model, "data": catalog})
@@ -51,6 +58,22 @@ class ImageApi:
 
     def openapi_yaml(self) -> Response:
         return Response(self.spec_yaml, mimetype="application/yaml")
+
+    def scenario(self) -> Response | None:
+        """The documented response a ``Prefer`` header asks for, in mock mode."""
+        prefer = request.headers.get("Prefer")
+        if self.scenarios is None or not prefer or request.url_rule is None:
+            return None
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", request.url_rule.rule)
+        allow = ", ".join(sorted(request.url_rule.methods - {"HEAD"}))
+        documented = self.scenarios.respond(path, request.method, prefer, allow)
+        if documented is None:
+            return None
+        response = Response(Scenarios.encode(documented), status=documented.status)
+        response.mimetype = documented.media_type
+        response.headers.update(documented.headers)
+        response.headers["Preference-Applied"] = prefer
+        return response
 
     def authorize(self) -> None:
         key, plan = self.keys.authenticate(request.headers.get("Authorization"))
@@ -79,6 +102,7 @@ class ImageApi:
             raise Problem(
                 503, "model_unavailable", str(exc), headers={"Retry-After": str(exc.retry_after)}
             ) from exc
+        self._wait_like_the_real_service(generation)
         media_type = f"image/{generation.output_format}"
         return Response(
             _json(
@@ -110,9 +134,32 @@ class ImageApi:
         # returns what it read; that limit is one byte more than allowed, so that a cut-off
         # body shows itself by its length instead of being parsed.
         data = request.get_data(cache=False)
+        g.body = data
         if len(data) > self.config.max_body_bytes:
             raise RequestEntityTooLarge()
         return data
+
+    def _wait_like_the_real_service(self, generation) -> None:
+        """``--latency``: off, a fixed number of milliseconds, or ``realistic``: the model's
+        typical latency scaled by steps, pixels and images."""
+        latency = self.config.latency
+        if not latency:
+            return
+        if latency == "realistic":
+            model = self.spec.models[generation.model]
+            typical = model.entry.get("typical_latency_ms", 0)
+            scale = (
+                generation.num_inference_steps
+                / model.quality_steps
+                * generation.width
+                * generation.height
+                / (1024 * 1024)
+                * generation.num_images
+            )
+            delay_ms = typical * scale
+        else:
+            delay_ms = float(latency)
+        time.sleep(delay_ms / 1000)
 
     def list_models(self) -> Response:
         self.limit_rate()
@@ -126,6 +173,51 @@ class ImageApi:
         return Response(body, mimetype="application/json")
 
 
+class LiveApi:
+    """The current :class:`ImageApi`, rebuilt when ``openapi.yaml`` changes on disk.
+
+    Each worker looks at the file's modification time at most once a second. A spec that fails
+    to load or to agree with itself is logged and ignored: the last good one keeps serving.
+    """
+
+    CHECK_EVERY_S = 1.0
+
+    def __init__(self, api: ImageApi, spec_path: Path | None):
+        self.api = api
+        self.spec_path = spec_path
+        self.reload_error: str | None = None
+        self._stamp = self._modified()
+        self._checked = time.monotonic()
+        self._lock = threading.Lock()
+
+    def _modified(self) -> float | None:
+        try:
+            return os.stat(self.spec_path).st_mtime_ns if self.spec_path else None
+        except OSError:
+            return None
+
+    def current(self) -> ImageApi:
+        if self.spec_path is None or time.monotonic() - self._checked < self.CHECK_EVERY_S:
+            return self.api
+        with self._lock:
+            self._checked = time.monotonic()
+            stamp = self._modified()
+            if stamp is not None and stamp != self._stamp:
+                self._stamp = stamp
+                self._reload()
+        return self.api
+
+    def _reload(self) -> None:
+        old = self.api
+        try:
+            self.api = ImageApi(load_spec(self.spec_path), old.config, old.backend)
+            self.reload_error = None
+            log.info("reloaded %s", self.spec_path)
+        except Exception as exc:
+            self.reload_error = str(exc)
+            log.error("kept the previous spec: %s does not load: %s", self.spec_path, exc)
+
+
 def create_app(
     config: Config | None = None,
     spec: ApiSpec | None = None,
@@ -133,32 +225,97 @@ def create_app(
 ) -> Flask:
     """Build the mock server.
 
-    *spec* defaults to loading ``config.spec_path``; *backend* to the one ``config.backend``
-    names in the ``mockserver.backends`` entry-point group.
+    *spec* defaults to loading ``config.spec_path`` (and then follows edits of that file when
+    ``config.reload`` is on); *backend* to the one ``config.backend`` names in the
+    ``mockserver.backends`` entry-point group.
     """
     config = config or Config.from_env()
-    api = ImageApi(spec or load_spec(config.spec_path), config, backend)
+    loaded = spec or load_spec(config.spec_path)
+    backend = backend or load_backend(config.backend, spec=loaded, **config.backend_options)
+    live = LiveApi(
+        ImageApi(loaded, config, backend),
+        Path(config.spec_path) if config.reload and spec is None else None,
+    )
+    journal = Journal(config.journal_path, config.journal_size) if config.journal_size else None
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes + 1
-    app.extensions["imageapi"] = api
+    app.extensions["imageapi"] = live
     app.after_request(_cors(config.cors_origins))
 
     @app.before_request
-    def authenticate():
-        if request.path.startswith(API_PREFIX) and request.method != "OPTIONS":
-            api.authorize()
+    def before():
+        g.started = time.perf_counter()
+        if not request.path.startswith(API_PREFIX) or request.method == "OPTIONS":
+            return None
+        api = live.current()
+        scenario = api.scenario()
+        if scenario is not None:
+            return scenario
+        api.authorize()
+        return None
 
-    app.add_url_rule("/api/v1/generate", "generate", api.generate, methods=["POST"])
-    app.add_url_rule("/api/v1/models", "list_models", api.list_models, methods=["GET"])
-    app.add_url_rule("/api/v1/models/<model_id>", "get_model", api.get_model, methods=["GET"])
+    if journal is not None:
+        register_journal(app, journal)
+
+    def route(name):
+        return lambda **kwargs: getattr(live.current(), name)(**kwargs)
+
+    app.add_url_rule("/api/v1/generate", "generate", route("generate"), methods=["POST"])
+    app.add_url_rule("/api/v1/models", "list_models", route("list_models"), methods=["GET"])
+    app.add_url_rule("/api/v1/models/<model_id>", "get_model", route("get_model"), methods=["GET"])
     # The spec itself, for tools and the docs page; public, outside the API routes.
-    app.add_url_rule("/openapi.json", "openapi_json", api.openapi_json, methods=["GET"])
-    app.add_url_rule("/openapi.yaml", "openapi_yaml", api.openapi_yaml, methods=["GET"])
+    app.add_url_rule("/openapi.json", "openapi_json", route("openapi_json"), methods=["GET"])
+    app.add_url_rule("/openapi.yaml", "openapi_yaml", route("openapi_yaml"), methods=["GET"])
+    register_docs(app, config)
     app.register_error_handler(Problem, _problem_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)
     return app
+
+
+ADMIN_PREFIX = "/__admin/"
+
+
+def register_journal(app: Flask, journal: Journal) -> None:
+    """``GET /__admin/requests`` lists the journal, newest first; ``DELETE`` empties it."""
+
+    @app.after_request
+    def record(response: Response) -> Response:
+        if request.path.startswith(API_PREFIX):
+            body = g.get("body")
+            if body is None and (request.content_length or 0) <= request.max_content_length:
+                body = request.get_data(cache=False)
+            code = None
+            if response.mimetype == PROBLEM_MEDIA_TYPE:
+                code = json.loads(response.get_data()).get("code")
+            journal.record(
+                method=request.method,
+                path=request.path,
+                query=request.query_string.decode("latin-1"),
+                headers=dict(request.headers),
+                body=body or b"",
+                status=response.status_code,
+                code=code,
+                duration_ms=(time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
+            )
+        return response
+
+    def list_requests():
+        limit = request.args.get("limit", type=int)
+        entries = journal.entries(limit)
+        return Response(
+            _json({"requests": entries, "size": journal.size}), mimetype="application/json"
+        )
+
+    def clear_requests():
+        journal.clear()
+        return Response(status=204)
+
+    app.add_url_rule(ADMIN_PREFIX + "requests", "list_requests", list_requests, methods=["GET"])
+    app.add_url_rule(
+        ADMIN_PREFIX + "requests", "clear_requests", clear_requests, methods=["DELETE"]
+    )
 
 
 CORS_ALLOW_HEADERS = "Authorization, Content-Type, Prefer"
@@ -227,7 +384,7 @@ def _http_error(error: HTTPException) -> Response:
     elif isinstance(error, NotFound):
         detail = "There is no such route."
     elif isinstance(error, RequestEntityTooLarge):
-        limit = current_app.extensions["imageapi"].config.max_body_bytes
+        limit = current_app.extensions["imageapi"].api.config.max_body_bytes
         detail = f"The body may be at most {limit} bytes."
     else:
         detail = error.description or error.name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from mockserver.auth import mask
@@ -29,12 +30,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: CPUs)"
     )
     parser.add_argument(
-        "--threads", type=int, default=2, help="threads per worker (default: %(default)s)"
+        "--threads",
+        type=int,
+        help="threads per worker (default: 2; 32 with --latency, whose waits hold a thread)",
     )
     parser.add_argument(
         "--rate-limits", action="store_true", help="enforce each plan's requests_per_minute"
     )
     parser.add_argument("--cors-origins", help="comma-separated allowed origins (default: *)")
+    parser.add_argument(
+        "--latency",
+        help="delay answers: 'realistic' (each model's typical latency) or milliseconds",
+    )
+    parser.add_argument(
+        "--no-scenarios", action="store_true", help="ignore Prefer: code=/example= headers"
+    )
+    parser.add_argument(
+        "--journal-size", type=int, help="requests kept by /__admin/requests (0: off; default 200)"
+    )
+    parser.add_argument(
+        "--no-reload", action="store_true", help="do not follow edits of the spec file"
+    )
     parser.add_argument(
         "--list-backends", action="store_true", help="list installed backends and exit"
     )
@@ -54,6 +70,20 @@ def environment_from_args(args: argparse.Namespace) -> dict[str, str]:
         env["MOCKSERVER_RATE_LIMITS"] = "1"
     if args.cors_origins:
         env["MOCKSERVER_CORS_ORIGINS"] = args.cors_origins
+    if args.latency:
+        env["MOCKSERVER_LATENCY"] = args.latency
+    if args.no_scenarios:
+        env["MOCKSERVER_SCENARIOS"] = "0"
+    if args.journal_size is not None:
+        env["MOCKSERVER_JOURNAL_SIZE"] = str(args.journal_size)
+    if args.no_reload:
+        env["MOCKSERVER_RELOAD"] = "0"
+    if "MOCKSERVER_JOURNAL" not in os.environ:
+        # One journal file for all the workers, new for each run of the server.
+        journal = Path(tempfile.gettempdir()) / f"mockserver-journal-{os.getpid()}.sqlite"
+        for stale in journal.parent.glob(journal.name + "*"):
+            stale.unlink()
+        env["MOCKSERVER_JOURNAL"] = str(journal)
     return env
 
 
@@ -70,12 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         print(f"mockserver: cannot start: {exc}", file=sys.stderr)
         return 2
-    api = app.extensions["imageapi"]
+    api = app.extensions["imageapi"].api
     print(f"Image API mock on http://{args.host}:{args.port} (backend: {api.config.backend})")
     for key, plan in api.config.keys.items():
         print(f"  {plan:<10} key {mask(key)}")
-    del app, api
-    serve(args.host, args.port, args.workers, args.threads)
+    threads = args.threads or (32 if api.config.latency else 2)
+    del app, api  # the workers build their own
+    serve(args.host, args.port, args.workers, threads)
     return 0
 
 

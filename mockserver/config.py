@@ -30,6 +30,11 @@ class Config:
     rate_limits: bool = False
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
     max_body_bytes: int = MAX_BODY_BYTES
+    scenarios: bool = True  # honour `Prefer: code=...` / `example=...` (mock mode)
+    latency: str | None = None  # None, "realistic", or milliseconds as a string
+    journal_size: int = 200  # requests kept by the journal; 0 turns it off
+    journal_path: str = ":memory:"  # a SQLite file shares the journal between workers
+    reload: bool = True  # follow edits of the spec file
 
     @classmethod
     def from_env(cls, environ=os.environ) -> Config:
@@ -44,7 +49,30 @@ class Config:
             config.rate_limits = True
         if "MOCKSERVER_CORS_ORIGINS" in environ:
             config.cors_origins = [o.strip() for o in environ["MOCKSERVER_CORS_ORIGINS"].split(",")]
+        if environ.get("MOCKSERVER_SCENARIOS", "").lower() in {"0", "false", "no", "off"}:
+            config.scenarios = False
+        if environ.get("MOCKSERVER_LATENCY", "off").lower() not in {"", "off", "0"}:
+            config.latency = parse_latency(environ["MOCKSERVER_LATENCY"])
+        if "MOCKSERVER_JOURNAL_SIZE" in environ:
+            config.journal_size = int(environ["MOCKSERVER_JOURNAL_SIZE"])
+        if "MOCKSERVER_JOURNAL" in environ:
+            config.journal_path = environ["MOCKSERVER_JOURNAL"]
+        if environ.get("MOCKSERVER_RELOAD", "").lower() in {"0", "false", "no", "off"}:
+            config.reload = False
         return config
+
+
+def parse_latency(value: str) -> str | None:
+    """``off``, ``realistic`` or a number of milliseconds."""
+    value = value.strip().lower()
+    if value in {"", "off", "0"}:
+        return None
+    if value == "realistic":
+        return value
+    milliseconds = float(value)
+    if not 0 <= milliseconds <= 600_000:
+        raise ValueError(f"latency {value} ms is out of range (0-600000)")
+    return str(milliseconds)
 
 
 def load_keys(path: str | Path) -> dict[str, str]:

@@ -55,7 +55,11 @@ class ApiSpec:
 def load_spec(path: str | Path = DEFAULT_SPEC_PATH) -> ApiSpec:
     """Parse, resolve and check the spec at *path*."""
     try:
-        parser = ResolvingParser(str(path), backend="openapi-spec-validator", strict=False)
+        # The text is read here because prance caches what it fetches by URL for the life of
+        # the process, and a spec edited while the server runs must be read anew. (So the spec
+        # is one file: its $refs point inside it.)
+        text = Path(path).read_text(encoding="utf-8")
+        parser = ResolvingParser(spec_string=text, backend="openapi-spec-validator", strict=False)
     except Exception as exc:  # prance raises several unrelated types for a bad file
         raise SpecError(f"{path}: {exc}") from exc
     return build_spec(parser.specification)

@@ -148,7 +148,12 @@ def test_a_cap_edited_in_openapi_yaml_changes_the_server(tmp_path):
 
 
 def test_a_spec_edited_in_one_place_only_does_not_start(tmp_path):
-    text = (ROOT / "openapi.yaml").read_text().replace("max_steps: 50", "max_steps: 12", 1)
+    catalog = (
+        "      max_steps: 50\n      negative_prompt: true\n      plans: [basic, pro, enterprise]"
+    )
+    text = (ROOT / "openapi.yaml").read_text()
+    assert catalog in text
+    text = text.replace(catalog, catalog.replace("max_steps: 50", "max_steps: 12"))
     spec = tmp_path / "openapi.yaml"
     spec.write_text(text)
     result = subprocess.run(

@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 from attrs import define as _attrs_define
 
 from ..models.plan_id import PlanId
+from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="Model")
 
@@ -24,6 +25,9 @@ class Model:
         max_steps (int): The hard cap on `num_inference_steps`.
         negative_prompt (bool): Whether `negative_prompt` is accepted.
         plans (list[PlanId]): The plans that include this model.
+        typical_latency_ms (int | Unset): Typical time to make one 1024x1024 image at `quality_steps` on the hosted
+            service.
+            The mock's `--latency realistic` waits this long, scaled by steps, pixels and images.
     """
 
     id: str
@@ -35,6 +39,7 @@ class Model:
     max_steps: int
     negative_prompt: bool
     plans: list[PlanId]
+    typical_latency_ms: int | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id
@@ -58,6 +63,8 @@ class Model:
             plans_item = plans_item_data.value
             plans.append(plans_item)
 
+        typical_latency_ms = self.typical_latency_ms
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update(
@@ -73,6 +80,8 @@ class Model:
                 "plans": plans,
             }
         )
+        if typical_latency_ms is not UNSET:
+            field_dict["typical_latency_ms"] = typical_latency_ms
 
         return field_dict
 
@@ -102,6 +111,8 @@ class Model:
 
             plans.append(plans_item)
 
+        typical_latency_ms = d.pop("typical_latency_ms", UNSET)
+
         model = cls(
             id=id,
             name=name,
@@ -112,6 +123,7 @@ class Model:
             max_steps=max_steps,
             negative_prompt=negative_prompt,
             plans=plans,
+            typical_latency_ms=typical_latency_ms,
         )
 
         return model

@@ -7,7 +7,9 @@ through the ``mockserver.backends`` entry-point group, so another package can ad
     [project.entry-points."mockserver.backends"]
     mybackend = "mypackage.backend:MyBackend"
 
-The entry point names a factory called with the backend's options as keyword arguments.
+The entry point names a factory called with the backend's options as keyword arguments; the
+server also passes ``spec``, the loaded :class:`~mockserver.spec.ApiSpec`, for a backend that
+reads per-model settings from the catalog (others ignore it with ``**options``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,114 @@
+"""Scenario control for frontend work, as Prism users know it: a ``Prefer`` header picks one of
+the responses the spec documents for the operation.
+
+    Prefer: code=429              the documented 429, with its example body and headers
+    Prefer: example=unknownModel  the documented response that has this named example
+    Prefer: code=400, example=stepCapExceeded
+
+Only in mock mode (the default; ``--no-scenarios`` turns it off). The answer is built from the
+spec alone, so it is valid against it by construction; tests check that it is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from mockserver.problems import Problem
+
+_PREFERENCE = re.compile(
+    r'\s*([A-Za-z0-9_.!#$%&\'*+^`|~-]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^,;\s]*))?'
+)
+
+
+def parse_prefer(header: str) -> dict[str, str]:
+    """RFC 7240 preferences as a dict: ``'code=429, example="a b"'`` -> ``{code: 429, ...}``.
+    Parameters after ``;`` are ignored."""
+    preferences = {}
+    for part in header.split(","):
+        match = _PREFERENCE.match(part.split(";")[0])
+        if match and match.group(1):
+            value = match.group(2) or ""
+            if value.startswith('"'):
+                value = value[1:-1].replace('\\"', '"')
+            preferences[match.group(1).lower()] = value
+    return preferences
+
+
+@dataclass(frozen=True)
+class Documented:
+    status: int
+    media_type: str
+    body: object
+    headers: dict[str, str]
+
+
+class Scenarios:
+    """The documented responses of each operation, ready to send."""
+
+    def __init__(self, document: dict):
+        self._operations: dict[tuple[str, str], dict[int, dict]] = {}
+        for path, item in document["paths"].items():
+            for method, operation in item.items():
+                if isinstance(operation, dict) and "responses" in operation:
+                    responses = {int(code): r for code, r in operation["responses"].items()}
+                    self._operations[(path, method.upper())] = responses
+
+    def respond(self, path: str, method: str, prefer: str, allow: str) -> Documented | None:
+        """The response a ``Prefer`` header asks for, or None when it asks for none.
+
+        *path* is the OpenAPI path template of the route; *allow* the route's methods."""
+        preferences = parse_prefer(prefer)
+        code, example = preferences.get("code"), preferences.get("example")
+        if code is None and example is None:
+            return None
+        responses = self._operations.get((path, method))
+        if responses is None:
+            return None
+        if code is not None:
+            if not code.isdigit() or int(code) not in responses:
+                documented = ", ".join(str(c) for c in sorted(responses))
+                raise Problem(
+                    400,
+                    "invalid_request",
+                    f"Prefer: code={code[:10]} is not documented for {method} {path}; "
+                    f"it documents {documented}.",
+                    field="Prefer",
+                )
+            candidates = {int(code): responses[int(code)]}
+        else:
+            candidates = responses
+        for status, response in sorted(candidates.items()):
+            for media_type, content in response.get("content", {}).items():
+                body = _example(content, example)
+                if body is not _MISSING:
+                    headers = {
+                        name: allow if name == "Allow" else str(header.get("example", ""))
+                        for name, header in response.get("headers", {}).items()
+                    }
+                    return Documented(status, media_type, body, headers)
+        raise Problem(
+            400,
+            "invalid_request",
+            f"Prefer: no documented response of {method} {path} has the example {example!r}.",
+            field="Prefer",
+        )
+
+    @staticmethod
+    def encode(documented: Documented) -> bytes:
+        return json.dumps(documented.body, separators=(",", ":")).encode()
+
+
+_MISSING = object()
+
+
+def _example(content: dict, name: str | None):
+    examples = content.get("examples", {})
+    if name is not None:
+        return examples[name]["value"] if name in examples else _MISSING
+    if "example" in content:
+        return content["example"]
+    if examples:
+        return next(iter(examples.values()))["value"]
+    return _MISSING
