@@ -37,7 +37,12 @@ $(TOOLS)/.installed: Makefile
 run: $(STAMP)
 	$(BIN)/python -m mockserver --host $(HOST) --port $(PORT)
 
-test: $(STAMP) lint client-check
+# Browser tests drive Debian's Chromium (Playwright's own browser download does not work here).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && apt-get install -y -qq chromium
+
+test: $(STAMP) lint client-check $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) $(TOOLS)/.installed

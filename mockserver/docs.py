@@ -55,14 +55,19 @@ PAGE = """<!doctype html>
       } catch (e) { /* not JSON: nothing to show */ }
       return response;
     }
-    window.ui = SwaggerUIBundle({
-      url: "/openapi.json",
-      dom_id: "#swagger-ui",
-      validatorUrl: null,
-      tryItOutEnabled: true,
-      displayRequestDuration: true,
-      responseInterceptor: showImages,
-      onComplete: () => { if (devKey) window.ui.preauthorizeApiKey("bearerAuth", devKey); },
+    // "Try it out" must reach this server, so it goes first among the spec's servers.
+    fetch("/openapi.json").then((r) => r.json()).then((spec) => {
+      spec.servers = [{ url: window.location.origin, description: "This mock server" },
+                      ...(spec.servers || [])];
+      window.ui = SwaggerUIBundle({
+        spec,
+        dom_id: "#swagger-ui",
+        validatorUrl: null,
+        tryItOutEnabled: true,
+        displayRequestDuration: true,
+        responseInterceptor: showImages,
+        onComplete: () => { if (devKey) window.ui.preauthorizeApiKey("bearerAuth", devKey); },
+      });
     });
   </script>
 </body>
