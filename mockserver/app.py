@@ -286,9 +286,6 @@ def register_journal(app: Flask, journal: Journal) -> None:
             body = g.get("body")
             if body is None and (request.content_length or 0) <= request.max_content_length:
                 body = request.get_data(cache=False)
-            code = None
-            if response.mimetype == PROBLEM_MEDIA_TYPE:
-                code = json.loads(response.get_data()).get("code")
             journal.record(
                 method=request.method,
                 path=request.path,
@@ -296,7 +293,7 @@ def register_journal(app: Flask, journal: Journal) -> None:
                 headers=dict(request.headers),
                 body=body or b"",
                 status=response.status_code,
-                code=code,
+                code=g.get("problem_code"),
                 duration_ms=(time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
             )
         return response
@@ -358,6 +355,7 @@ def _json(value) -> bytes:
 
 
 def _problem_response(problem: Problem) -> Response:
+    g.problem_code = problem.code
     if problem.status == 401:
         header = request.headers.get("Authorization", "")
         log.info("401 %s for key %s", problem.code, mask(header.split(" ")[-1]) if header else "-")

@@ -12,12 +12,12 @@ import re
 import sqlite3
 import threading
 import time
+from collections import deque
 
 from mockserver.auth import mask
 
 _KEY = re.compile(r"sk_[A-Za-z0-9_\-]{2,}")
 MAX_BODY_CHARS = 65536
-_TRIM_EVERY = 64
 
 
 def mask_keys(text: str) -> str:
@@ -26,56 +26,123 @@ def mask_keys(text: str) -> str:
 
 
 class Journal:
-    """The last *size* requests. *path* is a SQLite file shared by the workers, or ``:memory:``."""
+    """The last *size* requests. *path* is a SQLite file shared by the workers, or ``:memory:``.
+
+    Recording must cost next to nothing, since every request does it: a request's row is
+    appended to a list in memory, and a thread writes the list to SQLite every FLUSH_S seconds
+    in one transaction. Reading first waits for every worker's writer to have run once more, so
+    that the journal shows every request that finished before the read.
+    """
+
+    COLUMNS = (
+        "time",
+        "method",
+        "path",
+        "query",
+        "headers",
+        "body",
+        "status",
+        "code",
+        "duration_ms",
+    )
+    FLUSH_S = 0.02
 
     def __init__(self, path: str = ":memory:", size: int = 200):
         self.size = size
+        self.shared = path != ":memory:"
         self._lock = threading.Lock()
+        self._pending: deque[tuple] = deque()  # append and popleft are thread-safe
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT)"
+            "CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+            + ", ".join(self.COLUMNS)
+            + ")"
         )
-        self._writes = 0
+        # Rows that a worker flushes after a clear, for requests made before it, stay hidden.
+        self._db.execute("CREATE TABLE IF NOT EXISTS cleared (at REAL)")
+        self._insert = (
+            f"INSERT INTO requests ({', '.join(self.COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(self.COLUMNS))})"
+        )
+        self._writer = threading.Thread(target=self._write_forever, daemon=True)
+        self._writer.start()
 
     def record(self, *, method, path, query, headers, body: bytes, status, code, duration_ms):
-        text = body[:MAX_BODY_CHARS].decode("utf-8", "replace")
-        try:
-            parsed_body = json.loads(mask_keys(text)) if text else None
-        except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
-            parsed_body = mask_keys(text)
-        entry = {
-            "time": round(time.time(), 3),
-            "method": method,
-            "path": path,
-            "query": query,
-            "headers": {name: mask_keys(value) for name, value in headers.items()},
-            "body": parsed_body,
-            "status": status,
-            "code": code,
-            "duration_ms": round(duration_ms, 2),
-        }
-        with self._lock:
-            self._db.execute("INSERT INTO requests (entry) VALUES (?)", (json.dumps(entry),))
-            self._writes += 1
-            if self._writes % _TRIM_EVERY == 0:
-                self._trim()
-
-    def _trim(self) -> None:
-        self._db.execute(
-            "DELETE FROM requests WHERE id <= (SELECT MAX(id) FROM requests) - ?", (self.size,)
+        masked_headers = {name: mask_keys(value) for name, value in headers.items()}
+        text = mask_keys(body[:MAX_BODY_CHARS].decode("utf-8", "replace"))
+        self._pending.append(
+            (
+                time.time(),
+                method,
+                path,
+                query,
+                json.dumps(masked_headers),
+                text,
+                status,
+                code,
+                round(duration_ms, 2),
+            )
         )
+
+    def _write_forever(self) -> None:
+        while True:
+            time.sleep(self.FLUSH_S)
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            rows = [self._pending.popleft() for _ in range(len(self._pending))]
+            if not rows:
+                return
+            self._db.execute("BEGIN")
+            self._db.executemany(self._insert, rows)
+            self._db.execute(
+                "DELETE FROM requests WHERE id <= (SELECT MAX(id) FROM requests) - ?", (self.size,)
+            )
+            self._db.execute("COMMIT")
+
+    def _settle(self) -> None:
+        """Write what this worker holds, and give the other workers' writers time to run."""
+        self._flush()
+        if self.shared:
+            time.sleep(3 * self.FLUSH_S)
 
     def entries(self, limit: int | None = None) -> list[dict]:
         """The newest first, at most *limit* (and never more than the journal's size)."""
+        self._settle()
         limit = min(limit or self.size, self.size)
         with self._lock:
             rows = self._db.execute(
-                "SELECT entry FROM requests ORDER BY id DESC LIMIT ?", (limit,)
+                f"SELECT {', '.join(self.COLUMNS)} FROM requests "
+                "WHERE time > (SELECT COALESCE(MAX(at), 0) FROM cleared) "
+                "ORDER BY time DESC, id DESC LIMIT ?",
+                (limit,),
             ).fetchall()
-        return [json.loads(row[0]) for row in rows]
+        entries = []
+        for row in rows:
+            entry = dict(zip(self.COLUMNS, row, strict=True))
+            entry["time"] = round(entry["time"], 3)
+            entry["headers"] = json.loads(entry["headers"])
+            entry["body"] = _parsed(entry["body"])
+            entries.append(entry)
+        return entries
 
     def clear(self) -> None:
+        self._settle()
         with self._lock:
+            self._db.execute("BEGIN")
             self._db.execute("DELETE FROM requests")
+            self._db.execute("DELETE FROM cleared")
+            self._db.execute("INSERT INTO cleared (at) VALUES (?)", (time.time(),))
+            self._db.execute("COMMIT")
+
+
+def _parsed(text: str):
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
+        return text
