@@ -38,28 +38,32 @@ class Config:
 
     @classmethod
     def from_env(cls, environ=os.environ) -> Config:
+        """The defaults, with each ``MOCKSERVER_*`` variable that is set applied."""
         config = cls()
-        if "MOCKSERVER_SPEC" in environ:
-            config.spec_path = Path(environ["MOCKSERVER_SPEC"])
-        if "MOCKSERVER_KEYS" in environ:
-            config.keys = load_keys(environ["MOCKSERVER_KEYS"])
-        if "MOCKSERVER_BACKEND" in environ:
-            config.backend = environ["MOCKSERVER_BACKEND"]
-        if environ.get("MOCKSERVER_RATE_LIMITS", "").lower() in {"1", "true", "yes", "on"}:
-            config.rate_limits = True
-        if "MOCKSERVER_CORS_ORIGINS" in environ:
-            config.cors_origins = [o.strip() for o in environ["MOCKSERVER_CORS_ORIGINS"].split(",")]
-        if environ.get("MOCKSERVER_SCENARIOS", "").lower() in {"0", "false", "no", "off"}:
-            config.scenarios = False
-        if environ.get("MOCKSERVER_LATENCY", "off").lower() not in {"", "off", "0"}:
-            config.latency = parse_latency(environ["MOCKSERVER_LATENCY"])
-        if "MOCKSERVER_JOURNAL_SIZE" in environ:
-            config.journal_size = int(environ["MOCKSERVER_JOURNAL_SIZE"])
-        if "MOCKSERVER_JOURNAL" in environ:
-            config.journal_path = environ["MOCKSERVER_JOURNAL"]
-        if environ.get("MOCKSERVER_RELOAD", "").lower() in {"0", "false", "no", "off"}:
-            config.reload = False
+        readers = {
+            "MOCKSERVER_SPEC": ("spec_path", Path),
+            "MOCKSERVER_KEYS": ("keys", load_keys),
+            "MOCKSERVER_BACKEND": ("backend", str),
+            "MOCKSERVER_RATE_LIMITS": ("rate_limits", _flag),
+            "MOCKSERVER_CORS_ORIGINS": ("cors_origins", _origins),
+            "MOCKSERVER_SCENARIOS": ("scenarios", _flag),
+            "MOCKSERVER_LATENCY": ("latency", parse_latency),
+            "MOCKSERVER_JOURNAL_SIZE": ("journal_size", int),
+            "MOCKSERVER_JOURNAL": ("journal_path", str),
+            "MOCKSERVER_RELOAD": ("reload", _flag),
+        }
+        for variable, (attribute, read) in readers.items():
+            if variable in environ:
+                setattr(config, attribute, read(environ[variable]))
         return config
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _origins(value: str) -> list[str]:
+    return [origin.strip() for origin in value.split(",")]
 
 
 def parse_latency(value: str) -> str | None:

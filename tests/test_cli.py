@@ -56,3 +56,26 @@ def test_options_become_worker_environment(tmp_path):
     assert env["MOCKSERVER_BACKEND"] == "x"
     assert env["MOCKSERVER_RATE_LIMITS"] == "1"
     assert env["MOCKSERVER_CORS_ORIGINS"] == "http://a,http://b"
+
+
+def test_config_from_environment(tmp_path):
+    from mockserver.config import Config
+
+    keys = tmp_path / "keys.json"
+    keys.write_text('{"sk_team": "pro"}')
+    config = Config.from_env(
+        {
+            "MOCKSERVER_KEYS": str(keys),
+            "MOCKSERVER_RATE_LIMITS": "1",
+            "MOCKSERVER_SCENARIOS": "0",
+            "MOCKSERVER_LATENCY": "realistic",
+            "MOCKSERVER_JOURNAL_SIZE": "5",
+            "MOCKSERVER_RELOAD": "off",
+            "MOCKSERVER_CORS_ORIGINS": "http://a, http://b",
+        }
+    )
+    assert config.keys == {"sk_team": "pro"}
+    assert (config.rate_limits, config.scenarios, config.reload) == (True, False, False)
+    assert (config.latency, config.journal_size) == ("realistic", 5)
+    assert config.cors_origins == ["http://a", "http://b"]
+    assert Config.from_env({}) == Config()
