@@ -366,7 +366,7 @@ def _problem_response(problem: Problem) -> Response:
 
 
 _HTTP_CODES = {
-    400: "malformed_request",
+    400: "invalid_request",
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
