@@ -16,14 +16,14 @@ TYPESCRIPT_VERSION := 5.9.3
 OPENAPI_FETCH_VERSION := 0.17.0
 NODE_TYPES_VERSION := 20.19.43
 
-.PHONY: install run test lint format bench st contract contract-prism mutants client client-check clean
+.PHONY: install run test lint format bench bench-gpu st contract contract-prism mutants client client-check clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,gpu]"
 	touch $@
 
 $(TOOLS)/.installed: Makefile
@@ -102,6 +102,10 @@ mutants: $(STAMP)
 bench: $(STAMP) $(TOOLS)/.installed
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/bench_server.py --prism $(TOOLS)/node_modules/.bin/prism
+
+# On a machine with an NVIDIA GPU: plain diffusers vs the diffusers backend on full-size SDXL.
+bench-gpu: $(STAMP)
+	$(BIN)/python bench/bench_gpu.py --compile
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .hypothesis

@@ -59,7 +59,11 @@ def test_conformance(case, target, contract, billing, conformance_key):
             billing.reserve()
         except BudgetExhausted:
             reject()  # spend no more: hypothesis moves on to other inputs
-    kwargs = {"session": target.session} if isinstance(target, HttpTarget) else {}
+    kwargs = (
+        {"session": target.session, "timeout": target.timeout}
+        if isinstance(target, HttpTarget)
+        else {}
+    )
     headers = {"Authorization": f"Bearer {conformance_key}"}
     response = case.call(headers=headers, **kwargs)
     billing.record(case.method, case.path, response.status_code)

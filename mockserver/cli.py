@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 from mockserver.auth import mask
-from mockserver.backends import available_backends
+from mockserver.backends import BackendError, available_backends
 from mockserver.config import Config
 
 
@@ -24,10 +25,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=8000, help="port to bind (default: %(default)s)"
     )
     parser.add_argument("--backend", default=None, help="image backend (default: placeholder)")
+    parser.add_argument(
+        "--models-dir", type=Path, help="diffusers backend: one weights folder per model id"
+    )
+    parser.add_argument(
+        "--backend-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option for the backend (VALUE read as JSON if it parses), e.g. compile=true",
+    )
     parser.add_argument("--keys", type=Path, help="JSON or YAML file mapping API key to plan id")
     parser.add_argument("--spec", type=Path, help="the OpenAPI document (default: openapi.yaml)")
     parser.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: CPUs)"
+        "--workers", type=int, help="worker processes (default: CPUs; 1 for a real backend)"
     )
     parser.add_argument(
         "--threads",
@@ -66,6 +77,11 @@ def environment_from_args(args: argparse.Namespace) -> dict[str, str]:
         env["MOCKSERVER_KEYS"] = str(args.keys.resolve())
     if args.backend:
         env["MOCKSERVER_BACKEND"] = args.backend
+    options = dict(_option(text) for text in args.backend_option)
+    if args.models_dir:
+        options["models_dir"] = str(args.models_dir.resolve())
+    if options:
+        env["MOCKSERVER_BACKEND_OPTIONS"] = json.dumps(options)
     if args.rate_limits:
         env["MOCKSERVER_RATE_LIMITS"] = "1"
     if args.cors_origins:
@@ -87,6 +103,21 @@ def environment_from_args(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
+class _NotLoaded:
+    """Stands in for a backend while the parent process checks the settings."""
+
+    def generate(self, generation):
+        raise NotImplementedError
+
+
+def _option(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_backends:
@@ -95,8 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(environment_from_args(args))
     from mockserver.app import create_app
 
-    try:  # build the app once here, so that a bad spec, key file or backend fails fast
-        app = create_app(Config.from_env())
+    try:  # build the app once here, so that a bad spec, key file or backend name fails fast
+        config = Config.from_env()
+        if config.backend not in available_backends():
+            raise BackendError(
+                f"no image backend named {config.backend!r}; "
+                f"installed: {', '.join(available_backends())}"
+            )
+        # A real backend loads its models in the worker only, not twice.
+        stand_in = None if config.backend == "placeholder" else _NotLoaded()
+        app = create_app(config, backend=stand_in)
     except Exception as exc:
         print(f"mockserver: cannot start: {exc}", file=sys.stderr)
         return 2
@@ -104,9 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Image API mock on http://{args.host}:{args.port} (backend: {api.config.backend})")
     for key, plan in api.config.keys.items():
         print(f"  {plan:<10} key {mask(key)}")
-    threads = args.threads or (32 if api.config.latency else 2)
+    # A real backend holds one model set per worker process and blocks a thread per waiting
+    # request; the placeholder is cheap and CPU-bound.
+    real_backend = api.config.backend != "placeholder"
+    workers = args.workers or (1 if real_backend else os.cpu_count() or 1)
+    threads = args.threads or (64 if real_backend else 32 if api.config.latency else 2)
     del app, api  # the workers build their own
-    serve(args.host, args.port, args.workers, threads)
+    serve(args.host, args.port, workers, threads)
     return 0
 
 

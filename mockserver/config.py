@@ -44,6 +44,7 @@ class Config:
             "MOCKSERVER_SPEC": ("spec_path", Path),
             "MOCKSERVER_KEYS": ("keys", load_keys),
             "MOCKSERVER_BACKEND": ("backend", str),
+            "MOCKSERVER_BACKEND_OPTIONS": ("backend_options", json.loads),
             "MOCKSERVER_RATE_LIMITS": ("rate_limits", _flag),
             "MOCKSERVER_CORS_ORIGINS": ("cors_origins", _origins),
             "MOCKSERVER_SCENARIOS": ("scenarios", _flag),

@@ -50,6 +50,7 @@ class ApiSpec:
     default_model: str
     defaults: dict  # request field -> schema default
     routes: dict[str, list[str]]  # OpenAPI path -> upper-case methods
+    pipelines: dict[str, dict]  # model id -> how the diffusers backend runs it
 
 
 def load_spec(path: str | Path = DEFAULT_SPEC_PATH) -> ApiSpec:
@@ -108,6 +109,7 @@ def build_spec(document: dict) -> ApiSpec:
         default_model=defaults.get("model", ""),
         defaults=defaults,
         routes=routes,
+        pipelines=catalog.get("pipelines", {}),
     )
     check_consistency(spec)
     return spec
@@ -135,6 +137,10 @@ def check_consistency(spec: ApiSpec) -> None:
         missing = set(spec.plans) - set(spec.models[spec.default_model].plans)
         if missing:
             errors.append(f"default model {spec.default_model!r} is not in plans {sorted(missing)}")
+    if spec.pipelines and set(spec.pipelines) != set(spec.models):
+        errors.append(
+            f"catalog pipelines {sorted(spec.pipelines)} != catalog models {sorted(spec.models)}"
+        )
     for model in spec.models.values():
         unknown = set(model.plans) - set(spec.plans)
         if unknown:

@@ -1,0 +1,301 @@
+"""`make bench-gpu`: the diffusers backend against plain diffusers, on full-size SDXL built from
+its configs with random weights (the compute is the real one; nothing is downloaded).
+
+In one run, at 1024x1024 for 4 and 8 steps, guidance 0 (the SDXL Lightning recipe):
+  (a) plain diffusers StableDiffusionXLPipeline, fp16, eager, to PIL: the anchor;
+  (b) our backend in-process (bf16; with --compile, CUDA graphs for the UNet and a compiled VAE
+      decoder, compiled during warm-up): pipeline time to pixels, and generate() to PNG bytes;
+  (c) our server end to end over HTTP, at concurrency 1, 4 and 8: latency and images/s.
+--tiny runs the same on a tiny pipeline (for a CPU try-out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+UNET = dict(
+    act_fn="silu",
+    addition_embed_type="text_time",
+    addition_embed_type_num_heads=64,
+    addition_time_embed_dim=256,
+    attention_head_dim=[5, 10, 20],
+    block_out_channels=[320, 640, 1280],
+    cross_attention_dim=2048,
+    down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+    in_channels=4,
+    layers_per_block=2,
+    mid_block_type="UNetMidBlock2DCrossAttn",
+    norm_eps=1e-5,
+    norm_num_groups=32,
+    out_channels=4,
+    projection_class_embeddings_input_dim=2816,
+    sample_size=128,
+    transformer_layers_per_block=[1, 2, 10],
+    up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+    use_linear_projection=True,
+)
+VAE = dict(
+    block_out_channels=[128, 256, 512, 512],
+    down_block_types=["DownEncoderBlock2D"] * 4,
+    up_block_types=["UpDecoderBlock2D"] * 4,
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    layers_per_block=2,
+    norm_num_groups=32,
+    sample_size=1024,
+    scaling_factor=0.13025,
+    force_upcast=True,
+)
+CLIP_L = dict(
+    hidden_act="quick_gelu", hidden_size=768, intermediate_size=3072, num_attention_heads=12,
+    num_hidden_layers=12, projection_dim=768, max_position_embeddings=77, vocab_size=49408,
+    bos_token_id=0, eos_token_id=2, pad_token_id=1,
+)  # fmt: skip
+CLIP_G = dict(
+    hidden_act="gelu", hidden_size=1280, intermediate_size=5120, num_attention_heads=20,
+    num_hidden_layers=32, projection_dim=1280, max_position_embeddings=77, vocab_size=49408,
+    bos_token_id=0, eos_token_id=2, pad_token_id=1,
+)  # fmt: skip
+
+
+def build_sdxl(tiny: bool, dtype, device: str, tmp: Path, seed: int = 0):
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from tests.tiny_pipelines import build_tiny_sdxl, tokenizer_for
+
+    torch.manual_seed(seed)
+    if tiny:
+        pipeline = build_tiny_sdxl(tmp / f"tokenizer-{seed}", seed=seed)
+    else:
+        with torch.device(device):  # random init on the GPU: seconds, not minutes
+            tokenizer = tokenizer_for(tmp / f"tokenizer-{seed}")
+            pipeline = StableDiffusionXLPipeline(
+                vae=AutoencoderKL(**VAE),
+                text_encoder=CLIPTextModel(CLIPTextConfig(**CLIP_L)),
+                text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_G)),
+                tokenizer=tokenizer,
+                tokenizer_2=tokenizer,
+                unet=UNet2DConditionModel(**UNET),
+                scheduler=EulerDiscreteScheduler(
+                    beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear"
+                ),
+            )
+    pipeline.scheduler = EulerDiscreteScheduler.from_config(
+        pipeline.scheduler.config, timestep_spacing="trailing"
+    )
+    pipeline.to(device, dtype)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def median_ms(fn, repeats: int, sync) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        sync()
+        started = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def http_run(url: str, key: str, concurrency: int, per_client: int, steps: int, size: int) -> dict:
+    import requests
+
+    latencies, lock = [], threading.Lock()
+
+    def client(index: int) -> None:
+        session = requests.Session()
+        for i in range(per_client):
+            body = {
+                "prompt": f"bench client {index} request {i}",
+                "model": "sdxl-lightning",
+                "width": size,
+                "height": size,
+                "num_inference_steps": steps,
+            }
+            started = time.perf_counter()
+            reply = session.post(
+                url + "/api/v1/generate",
+                json=body,
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=600,
+            )
+            elapsed = (time.perf_counter() - started) * 1000
+            assert reply.status_code == 200, reply.text[:300]
+            with lock:
+                latencies.append(elapsed)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    return {
+        "concurrency": concurrency,
+        "images": len(latencies),
+        "images_per_s": len(latencies) / wall,
+        "p50_ms": statistics.median(latencies),
+        "max_ms": max(latencies),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tiny", action="store_true", help="tiny configs, for a CPU try-out")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile our backend's pipeline"
+    )
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--max-batch", type=int, default=4)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path(os.environ.get("OUT", ROOT / "bench" / "results")) / "gpu.json",
+    )
+    args = parser.parse_args()
+
+    import torch
+    from werkzeug.serving import make_server
+
+    from mockserver.app import create_app
+    from mockserver.backends.diffusers_backend import DiffusersBackend
+    from mockserver.config import DEV_KEYS, Config
+    from mockserver.rules import Generation
+    from mockserver.spec import load_spec
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    gpu = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    results: dict = {
+        "device": gpu,
+        "torch": torch.__version__,
+        "size": args.size,
+        "tiny": args.tiny,
+    }
+    print(f"device {gpu}, torch {torch.__version__}", flush=True)
+    run_started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp())
+    size, steps_list = args.size, (4, 8)
+
+    # (a) plain diffusers, fp16, eager
+    started = time.perf_counter()
+    plain = build_sdxl(args.tiny, torch.float16 if device == "cuda" else torch.float32, device, tmp)
+    results["build_s"] = time.perf_counter() - started
+    results["plain_fp16_ms"] = {}
+    for steps in steps_list:
+        results["plain_fp16_ms"][steps] = median_ms(
+            lambda s=steps: plain(
+                prompt="a cinematic mountain landscape at sunrise", num_inference_steps=s,
+                width=size, height=size, guidance_scale=0.0, output_type="pil",
+            ),
+            args.repeats, sync,
+        )  # fmt: skip
+        print(f"(a) plain fp16 {steps} steps: {results['plain_fp16_ms'][steps]:.1f} ms", flush=True)
+    plain = None  # free its memory before building ours
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+    # (b) our backend in-process
+    spec = load_spec()
+    ours = build_sdxl(
+        args.tiny, torch.bfloat16 if device == "cuda" else torch.float32, device, tmp, seed=1
+    )
+    started = time.perf_counter()
+    backend = DiffusersBackend(
+        spec=spec, pipelines={"sdxl-lightning": ours}, compile=args.compile, warmup=False,
+        max_batch=args.max_batch, device=device, timeout_s=600,
+    )  # fmt: skip
+    backend.warm_up(size, size)
+    results["warmup_and_compile_s"] = time.perf_counter() - started
+    print(
+        f"(b) warm-up (compile={args.compile}): {results['warmup_and_compile_s']:.1f} s", flush=True
+    )
+    # Timed through generate(), so that the pipeline runs on the backend's own thread, where
+    # its CUDA graphs were captured; the backend records each pipeline call's time.
+    results["ours_pipeline_ms"], results["ours_generate_ms"] = {}, {}
+    for steps in steps_list:
+        request = Generation(
+            prompt="a cinematic mountain landscape at sunrise", model="sdxl-lightning",
+            width=size, height=size, num_inference_steps=steps, negative_prompt=None, seed=5,
+            output_format="png", num_images=1,
+        )  # fmt: skip
+        backend.generate(request)  # warm-up
+        walls, calls = [], []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            backend.generate(request)
+            walls.append((time.perf_counter() - started) * 1000)
+            calls.append(backend.last_call_s * 1000)
+        results["ours_pipeline_ms"][steps] = statistics.median(calls)
+        results["ours_generate_ms"][steps] = statistics.median(walls)
+        print(
+            f"(b) ours {steps} steps: pipeline {results['ours_pipeline_ms'][steps]:.1f} ms, "
+            f"generate() to PNG {results['ours_generate_ms'][steps]:.1f} ms",
+            flush=True,
+        )
+
+    # (c) over HTTP (the Flask app on a threaded WSGI server in this process, sharing the backend)
+    app = create_app(Config(journal_size=0, reload=False), spec=spec, backend=backend)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    key = next(k for k, plan in DEV_KEYS.items() if plan == "enterprise")
+    results["http"] = {}
+    for steps in steps_list:
+        runs = []
+        for concurrency in (1, 4, 8):
+            http_run(url, key, concurrency, 1, steps, size)  # warm the connections
+            run = http_run(url, key, concurrency, max(2, 8 // concurrency), steps, size)
+            runs.append(run)
+            print(
+                f"(c) HTTP {steps} steps c={concurrency}: p50 {run['p50_ms']:.1f} ms, "
+                f"{run['images_per_s']:.2f} images/s",
+                flush=True,
+            )
+        results["http"][steps] = runs
+    server.shutdown()
+
+    results["total_s"] = time.perf_counter() - run_started
+    print(json.dumps(results, indent=2))
+    for steps in steps_list:
+        plain_ms, ours_ms = results["plain_fp16_ms"][steps], results["ours_generate_ms"][steps]
+        http = results["http"][steps]
+        print(
+            f"{steps} steps: ours/plain {ours_ms / plain_ms:.2f} (pipeline only "
+            f"{results['ours_pipeline_ms'][steps] / plain_ms:.2f}); HTTP c=1 / in-process "
+            f"{http[0]['p50_ms'] / ours_ms:.2f}; images/s c=8 / c=1 "
+            f"{http[2]['images_per_s'] / http[0]['images_per_s']:.2f}"
+        )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

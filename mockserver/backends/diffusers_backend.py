@@ -1,0 +1,324 @@
+"""The diffusers backend: real images from local weights, on a GPU when there is one.
+
+    python -m mockserver --backend diffusers --models-dir /models
+
+Each model of the catalog is a folder ``<models-dir>/<model id>`` in the diffusers layout
+(``model_index.json`` and its parts). The catalog's ``pipelines`` entry for the model says which
+pipeline class the folder must hold, which scheduler to put in place of the folder's own, and
+the guidance scale; nothing is downloaded unless ``allow_download`` is set. A model whose folder
+is missing or does not load answers 503 ``model_unavailable``; the others serve.
+
+One worker thread owns the device. Requests wait in a bounded FIFO queue (full: 503 with
+Retry-After); the worker takes the oldest request and every other waiting request that can share
+its pipeline call (same model, size, steps and guidance), up to ``max_batch`` images, and runs
+them as one batch. Encoding the images (PNG is slow) happens in a thread pool, off the device's
+critical path: the worker moves on to the next batch at once. A generation that takes longer
+than ``timeout_s`` is answered with 503; CUDA running out of memory is answered with 503 and
+the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mockserver.backends import BackendError, BackendUnavailable
+from mockserver.rules import Generation
+
+log = logging.getLogger("mockserver.diffusers")
+
+PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+
+
+@dataclass
+class _Job:
+    generation: Generation
+    future: Future = field(default_factory=Future)
+
+    def batch_key(self, recipe: dict) -> tuple:
+        g = self.generation
+        return (g.model, g.width, g.height, g.num_inference_steps, guidance_for(g, recipe))
+
+
+def guidance_for(generation: Generation, recipe: dict) -> float:
+    """The guidance scale for *generation*: the recipe's, raised to its
+    ``negative_prompt_guidance_scale`` when a negative prompt must take effect (diffusers
+    ignores negative prompts at guidance 1 or below)."""
+    scale = float(recipe.get("guidance_scale", 0.0))
+    if generation.negative_prompt and scale <= 1.0:
+        scale = float(recipe.get("negative_prompt_guidance_scale", scale))
+    return scale
+
+
+class DiffusersBackend:
+    """See the module docstring. Options (``--models-dir`` sets the first):
+
+    models_dir, device ("cuda" when available, else "cpu"), dtype ("bfloat16" on CUDA,
+    "float32" on CPU), max_queue (64), max_batch (8 images), timeout_s (120), compile (False:
+    torch.compile the denoiser and the VAE decoder), warmup (on CUDA: one generation per
+    model and batch size at start-up), encode_workers (4),
+    allow_download (False), png_compress_level (1).
+    """
+
+    def __init__(
+        self,
+        *,
+        spec,
+        models_dir: str | Path | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        max_queue: int = 64,
+        max_batch: int = 8,
+        timeout_s: float = 120.0,
+        compile: bool = False,
+        warmup: bool | None = None,
+        encode_workers: int = 4,
+        allow_download: bool = False,
+        png_compress_level: int = 1,
+        pipelines: dict | None = None,
+    ):
+        try:
+            import torch
+        except ImportError as exc:
+            raise BackendError(
+                "the diffusers backend needs torch, diffusers and transformers: "
+                "pip install '.[gpu]'"
+            ) from exc
+        self.torch = torch
+        self.recipes = spec.pipelines
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        default_dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
+        self.dtype = getattr(torch, dtype or default_dtype)
+        self.max_queue = max_queue
+        self.max_batch = max_batch
+        # Batch sizes warmed up at start. A compiled (CUDA graph) pipeline is captured once per
+        # shape, and each capture costs a compile, so its batches are padded up to one of these
+        # two sizes instead of meeting a new shape while serving.
+        self.buckets = sorted({1, max_batch})
+        self.pad_batches = compile
+        self.timeout_s = timeout_s
+        self.png_compress_level = png_compress_level
+        self.allow_download = allow_download
+        self.pipelines: dict[str, object] = {}
+        self.unavailable: dict[str, str] = {}
+        self.calls = 0  # pipeline calls made: batching shows as fewer calls than images
+        self.last_call_s = 0.0
+        self._jobs: deque[_Job] = deque()
+        self._wakeup = threading.Condition()
+        self._encoder = ThreadPoolExecutor(encode_workers, thread_name_prefix="encode")
+        self._seconds_per_call = 1.0  # moving estimate, for Retry-After
+
+        for model_id, recipe in self.recipes.items():
+            if pipelines and model_id in pipelines:
+                self.pipelines[model_id] = self._prepare(pipelines[model_id], recipe, compile)
+            elif models_dir is not None:
+                self._load(model_id, recipe, Path(models_dir) / model_id, compile)
+            else:
+                self.unavailable[model_id] = "no --models-dir given"
+        threading.Thread(target=self._work_forever, name="diffusers", daemon=True).start()
+        if warmup if warmup is not None else self.device.startswith("cuda"):
+            self.warm_up()
+
+    # Loading -----------------------------------------------------------------------------
+
+    def _load(self, model_id: str, recipe: dict, folder: Path, compile: bool) -> None:
+        from diffusers import DiffusionPipeline
+
+        if not (folder / "model_index.json").exists() and not self.allow_download:
+            self.unavailable[model_id] = f"no weights in {folder}"
+            log.warning("%s: no weights in %s; it will answer 503", model_id, folder)
+            return
+        try:
+            pipeline = DiffusionPipeline.from_pretrained(
+                folder, torch_dtype=self.dtype, local_files_only=not self.allow_download
+            )
+        except Exception as exc:  # a broken folder must not take the other models down
+            self.unavailable[model_id] = f"its weights in {folder} do not load: {exc}"
+            log.error("%s: %s", model_id, self.unavailable[model_id])
+            return
+        self.pipelines[model_id] = self._prepare(pipeline, recipe, compile)
+
+    def _prepare(self, pipeline, recipe: dict, compile: bool):
+        import diffusers
+
+        expected = recipe.get("class")
+        if expected and type(pipeline).__name__ != expected:
+            log.warning(
+                "the catalog expects %s, the folder holds %s", expected, type(pipeline).__name__
+            )
+        scheduler = recipe.get("scheduler")
+        if scheduler:
+            overrides = {k: v for k, v in scheduler.items() if k != "class"}
+            cls = getattr(diffusers, scheduler["class"])
+            pipeline.scheduler = cls.from_config(pipeline.scheduler.config, **overrides)
+        pipeline.to(self.device)  # loaded in self.dtype; a pipeline passed in comes ready
+        pipeline.set_progress_bar_config(disable=True)
+        if compile:
+            self._compile(pipeline)
+        return pipeline
+
+    def _compile(self, pipeline) -> None:
+        torch = self.torch
+        denoiser = getattr(pipeline, "unet", None) or getattr(pipeline, "transformer", None)
+        if denoiser is not None:
+            denoiser.to(memory_format=torch.channels_last)
+            compiled = torch.compile(
+                denoiser, mode="reduce-overhead", fullgraph=True, dynamic=False
+            )
+            if hasattr(pipeline, "unet"):
+                pipeline.unet = compiled
+            else:
+                pipeline.transformer = compiled
+        pipeline.vae.decode = torch.compile(pipeline.vae.decode, fullgraph=True, dynamic=False)
+
+    def warm_up(self, width: int = 1024, height: int = 1024) -> None:
+        """One generation per model and batch size, through the worker thread, so that the
+        first user pays no start-up cost (with ``compile``, compiling happens here)."""
+        for model_id in self.pipelines:
+            for batch in self.buckets:
+                job = self._submit(
+                    Generation(
+                        prompt="warm-up",
+                        model=model_id,
+                        width=width,
+                        height=height,
+                        num_inference_steps=2,
+                        negative_prompt=None,
+                        seed=0,
+                        output_format="png",
+                        num_images=batch,
+                    )
+                )
+                job.future.result()  # no time limit: compiling may take minutes
+
+    # Serving -----------------------------------------------------------------------------
+
+    def generate(self, generation: Generation) -> list[bytes]:
+        if generation.model not in self.pipelines:
+            reason = self.unavailable.get(generation.model, "not configured")
+            raise BackendUnavailable(f"{generation.model} is not available here: {reason}", 300)
+        job = self._submit(generation)
+        try:
+            return job.future.result(timeout=self.timeout_s)
+        except FutureTimeout:
+            job.future.cancel()  # the worker skips it if it has not started
+            raise BackendUnavailable(
+                f"the generation took longer than {self.timeout_s:g} s", self._retry_after()
+            ) from None
+
+    def _submit(self, generation: Generation) -> _Job:
+        job = _Job(generation)
+        with self._wakeup:
+            if len(self._jobs) >= self.max_queue:
+                raise BackendUnavailable(
+                    f"{self.max_queue} generations are waiting; try again shortly",
+                    self._retry_after(),
+                )
+            self._jobs.append(job)
+            self._wakeup.notify()
+        return job
+
+    def _retry_after(self) -> int:
+        return max(1, round(self._seconds_per_call * (1 + len(self._jobs) / self.max_batch)))
+
+    def _take_batch(self) -> list[_Job]:
+        """The oldest job and the waiting jobs that can share its pipeline call."""
+        with self._wakeup:
+            while not self._jobs:
+                self._wakeup.wait()
+            first = self._jobs.popleft()
+            recipe = self.recipes[first.generation.model]
+            key = first.batch_key(recipe)
+            batch, images = [first], first.generation.num_images
+            for job in list(self._jobs):
+                if images + job.generation.num_images > self.max_batch:
+                    continue
+                if job.batch_key(self.recipes[job.generation.model]) == key:
+                    self._jobs.remove(job)
+                    batch.append(job)
+                    images += job.generation.num_images
+            return batch
+
+    def _work_forever(self) -> None:
+        while True:
+            batch = [job for job in self._take_batch() if job.future.set_running_or_notify_cancel()]
+            if batch:
+                self._run(batch, self.recipes[batch[0].generation.model])
+
+    def _run(self, batch: list[_Job], recipe: dict) -> None:
+        torch = self.torch
+        first = batch[0].generation
+        prompts, negatives, seeds = [], [], []
+        for job in batch:
+            g = job.generation
+            prompts += [g.prompt] * g.num_images
+            negatives += [g.negative_prompt or ""] * g.num_images
+            seeds += g.image_seeds()
+        if self.pad_batches:
+            size = next(b for b in self.buckets if b >= len(prompts))
+            padding = size - len(prompts)
+            prompts += prompts[-1:] * padding
+            negatives += negatives[-1:] * padding
+            seeds += seeds[-1:] * padding
+        kwargs = dict(
+            prompt=prompts,
+            num_inference_steps=first.num_inference_steps,
+            width=first.width,
+            height=first.height,
+            guidance_scale=guidance_for(first, recipe),
+            # CPU generators: the same seed gives the same image on any device.
+            generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds],
+            output_type="np",
+        )
+        if any(negatives):
+            kwargs["negative_prompt"] = negatives
+        started = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                images = self.pipelines[first.model](**kwargs).images
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            self._fail(batch, BackendUnavailable("the GPU ran out of memory", 5))
+            return
+        except Exception as exc:
+            log.exception("generation failed")
+            self._fail(batch, exc)
+            return
+        self.calls += 1
+        elapsed = self.last_call_s = time.perf_counter() - started
+        self._seconds_per_call = 0.8 * self._seconds_per_call + 0.2 * elapsed
+        offset = 0
+        for job in batch:
+            count = job.generation.num_images
+            pixels = images[offset : offset + count]
+            offset += count
+            # Encoding runs beside the next pipeline call; the future resolves when it is done.
+            self._encoder.submit(self._encode, job, pixels)
+
+    def _encode(self, job: _Job, pixels) -> None:
+        from PIL import Image
+
+        try:
+            encoded = []
+            fmt = job.generation.output_format
+            for array in pixels:
+                image = Image.fromarray((array * 255).round().clip(0, 255).astype("uint8"))
+                out = io.BytesIO()
+                options = {"compress_level": self.png_compress_level} if fmt == "png" else {}
+                image.save(out, PIL_FORMATS[fmt], **options)
+                encoded.append(out.getvalue())
+            job.future.set_result(encoded)
+        except Exception as exc:
+            job.future.set_exception(exc)
+
+    @staticmethod
+    def _fail(batch: list[_Job], error: Exception) -> None:
+        for job in batch:
+            job.future.set_exception(error)

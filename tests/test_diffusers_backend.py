@@ -1,0 +1,229 @@
+"""The diffusers backend on the CPU, with tiny random-weight pipelines loaded from disk by the
+real loading code, and the contract suite run against a server that uses it."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from PIL import Image
+
+pytest.importorskip("diffusers", reason="the diffusers backend needs pip install '.[gpu]'")
+
+import torch  # noqa: E402
+
+from mockserver.backends import BackendUnavailable  # noqa: E402
+from mockserver.backends.diffusers_backend import DiffusersBackend  # noqa: E402
+from mockserver.rules import Generation  # noqa: E402
+from tests.conftest import ROOT, RunningServer  # noqa: E402
+from tests.tiny_pipelines import tiny_sdxl  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory, spec):
+    """One tiny SDXL pipeline, in a folder per catalog model (it stands in for every family)."""
+    root = tmp_path_factory.mktemp("models")
+    source = tiny_sdxl(root / "_tiny-sdxl")
+    for model_id in spec.models:
+        shutil.copytree(source, root / model_id, symlinks=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def backend(spec, models_dir):
+    return DiffusersBackend(spec=spec, models_dir=models_dir, warmup=False)
+
+
+def generation(**overrides) -> Generation:
+    values = dict(
+        prompt="a red fox",
+        model="sdxl-lightning",
+        width=256,
+        height=256,
+        num_inference_steps=4,
+        negative_prompt=None,
+        seed=7,
+        output_format="png",
+        num_images=1,
+    )
+    values.update(overrides)
+    return Generation(**values)
+
+
+def test_makes_decodable_images_of_the_asked_size_and_format(backend):
+    for fmt, pil in [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WEBP")]:
+        [data] = backend.generate(generation(output_format=fmt, width=320, height=192))
+        image = Image.open(io.BytesIO(data))
+        assert (image.format, image.size) == (pil, (320, 192))
+
+
+def _pixels(data: bytes):
+    import numpy
+
+    return numpy.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=numpy.int16)
+
+
+def test_the_seed_reproduces_the_image(backend):
+    first = backend.generate(generation(seed=11))
+    assert backend.generate(generation(seed=11)) == first
+    assert backend.generate(generation(seed=12)) != first
+    # Image i uses seed + i. In a batch the arithmetic differs in the last bits, so the same
+    # seed gives the same picture to within a step of 8-bit rounding, not the same bytes.
+    two = backend.generate(generation(seed=11, num_images=2))
+    assert abs(_pixels(two[0]) - _pixels(first[0])).max() <= 2
+    assert abs(_pixels(two[1]) - _pixels(first[0])).max() > 10
+
+
+def test_the_catalog_sets_the_scheduler(backend, spec):
+    scheduler = backend.pipelines["sdxl-lightning"].scheduler
+    assert type(scheduler).__name__ == spec.pipelines["sdxl-lightning"]["scheduler"]["class"]
+    assert scheduler.config.timestep_spacing == "trailing"
+    assert backend.device == "cpu" and backend.dtype == torch.float32
+
+
+def test_a_missing_model_is_unavailable_not_a_crash(spec, tmp_path, models_dir):
+    shutil.copytree(models_dir / "sdxl", tmp_path / "sdxl", symlinks=True)
+    partial = DiffusersBackend(spec=spec, models_dir=tmp_path, warmup=False)
+    assert len(partial.generate(generation(model="sdxl"))) == 1
+    with pytest.raises(BackendUnavailable, match="flux-schnell is not available here"):
+        partial.generate(generation(model="flux-schnell"))
+
+
+def test_compatible_concurrent_requests_share_one_pipeline_call(backend):
+    results = []
+    barrier = threading.Barrier(6)
+
+    def ask(seed, steps):
+        barrier.wait()
+        results.append(backend.generate(generation(seed=seed, num_inference_steps=steps)))
+
+    before = backend.calls
+    threads = [threading.Thread(target=ask, args=(s, 3 if s < 5 else 2)) for s in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 6
+    # Six requests, two kinds (3 steps x5, 2 steps x1): batching needs at least 2 calls and,
+    # with requests queued while the first call runs, uses fewer than 6.
+    assert 2 <= backend.calls - before < 6
+
+
+class FakePipeline:
+    """Stands in for a pipeline: records its calls, can be slow or fail."""
+
+    def __init__(self, delay=0.0, error=None):
+        from diffusers import EulerDiscreteScheduler
+
+        self.delay, self.error, self.calls = delay, error, []
+        self.scheduler = EulerDiscreteScheduler()
+
+    def __call__(self, **kwargs):
+        self.calls.append(kwargs)
+        time.sleep(self.delay)
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        import numpy
+
+        count = len(kwargs["prompt"])
+        return type(
+            "Out", (), {"images": numpy.zeros((count, kwargs["height"], kwargs["width"], 3))}
+        )
+
+    def to(self, *args):
+        return self
+
+    def set_progress_bar_config(self, **kwargs):
+        pass
+
+
+def fake_backend(spec, pipeline, **options):
+    fakes = dict.fromkeys(spec.models, pipeline)
+    return DiffusersBackend(spec=spec, pipelines=fakes, warmup=False, **options)
+
+
+def test_a_negative_prompt_turns_guidance_on_where_the_recipe_has_none(spec):
+    pipeline = FakePipeline()
+    backend = fake_backend(spec, pipeline)
+    backend.generate(generation(model="sdxl-lightning"))
+    backend.generate(generation(model="sdxl-lightning", negative_prompt="blur"))
+    backend.generate(generation(model="sdxl", negative_prompt="blur"))
+    plain, negative, sdxl = pipeline.calls
+    assert plain["guidance_scale"] == 0.0 and "negative_prompt" not in plain
+    recipe = spec.pipelines["sdxl-lightning"]
+    assert negative["guidance_scale"] == recipe["negative_prompt_guidance_scale"] > 1
+    assert negative["negative_prompt"] == ["blur"]
+    assert sdxl["guidance_scale"] == spec.pipelines["sdxl"]["guidance_scale"]
+
+
+def test_out_of_memory_is_503_and_the_backend_keeps_serving(spec):
+    backend = fake_backend(
+        spec, FakePipeline(error=torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    )
+    with pytest.raises(BackendUnavailable, match="out of memory") as raised:
+        backend.generate(generation())
+    assert raised.value.retry_after >= 1
+    assert len(backend.generate(generation())) == 1
+
+
+def test_a_slow_generation_is_answered_not_left_hanging(spec):
+    backend = fake_backend(spec, FakePipeline(delay=1.0), timeout_s=0.2)
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable, match="longer than 0.2 s"):
+        backend.generate(generation())
+    assert time.monotonic() - started < 0.9
+
+
+def test_a_full_queue_refuses_with_retry_after(spec):
+    backend = fake_backend(spec, FakePipeline(delay=0.5), max_queue=1, max_batch=1)
+    outcomes = []
+
+    def ask(seed):
+        try:
+            backend.generate(generation(seed=seed))
+            outcomes.append("ok")
+        except BackendUnavailable as exc:
+            outcomes.append(exc.retry_after)
+
+    threads = [threading.Thread(target=ask, args=(s,)) for s in range(4)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.02)
+    for thread in threads:
+        thread.join()
+    refused = [o for o in outcomes if o != "ok"]
+    assert refused and all(isinstance(o, int) and o >= 1 for o in refused)
+    assert "ok" in outcomes
+
+
+@pytest.mark.skipif(
+    os.environ.get("IMAGEAPI_DIFFUSERS_CONTRACT") != "1",
+    reason="takes minutes on a CPU (1024x1024, up to 100 steps): IMAGEAPI_DIFFUSERS_CONTRACT=1",
+)
+def test_the_contract_suite_passes_against_the_diffusers_backend(models_dir):
+    """The same suite as against the placeholder. Images on a CPU are slow, so, as a team
+    would against a paid API, the run caps the requests that make images."""
+    server = RunningServer("--backend", "diffusers", "--models-dir", str(models_dir))
+    try:
+        result = subprocess.run(
+            [
+                sys.executable, "-m", "pytest", "contract_tests", "-q", "-p", "no:cacheprovider",
+                "--base-url", server.url, "--dev-keys", "--max-billable", "40",
+                "--request-timeout", "300",
+            ],
+            cwd=ROOT, capture_output=True, text=True, timeout=900,
+            env={**os.environ, "CI": "true"},
+        )  # fmt: skip
+    finally:
+        server.stop()
+    summary = result.stdout.strip().splitlines()[-1]
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "failed" not in summary and "passed" in summary
+    assert "billable requests made: 40" in result.stdout
