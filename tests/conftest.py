@@ -35,6 +35,25 @@ def client(app):
     return app.test_client()
 
 
+def make_generation(**overrides):
+    """A valid Generation for backend tests, with *overrides*."""
+    from mockserver.rules import Generation
+
+    values = dict(
+        prompt="a red fox",
+        model="sdxl-lightning",
+        width=512,
+        height=512,
+        num_inference_steps=8,
+        negative_prompt=None,
+        seed=42,
+        output_format="png",
+        num_images=1,
+    )
+    values.update(overrides)
+    return Generation(**values)
+
+
 def auth(plan: str = "enterprise") -> dict[str, str]:
     return {"Authorization": f"Bearer {KEY_FOR_PLAN[plan]}"}
 

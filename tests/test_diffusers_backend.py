@@ -20,8 +20,7 @@ import torch  # noqa: E402
 
 from mockserver.backends import BackendUnavailable  # noqa: E402
 from mockserver.backends.diffusers_backend import DiffusersBackend  # noqa: E402
-from mockserver.rules import Generation  # noqa: E402
-from tests.conftest import ROOT, RunningServer  # noqa: E402
+from tests.conftest import ROOT, RunningServer, make_generation  # noqa: E402
 from tests.tiny_pipelines import tiny_sdxl  # noqa: E402
 
 
@@ -40,20 +39,10 @@ def backend(spec, models_dir):
     return DiffusersBackend(spec=spec, models_dir=models_dir, warmup=False)
 
 
-def generation(**overrides) -> Generation:
-    values = dict(
-        prompt="a red fox",
-        model="sdxl-lightning",
-        width=256,
-        height=256,
-        num_inference_steps=4,
-        negative_prompt=None,
-        seed=7,
-        output_format="png",
-        num_images=1,
+def generation(**overrides):
+    return make_generation(
+        **{"width": 256, "height": 256, "num_inference_steps": 4, "seed": 7, **overrides}
     )
-    values.update(overrides)
-    return Generation(**values)
 
 
 def test_makes_decodable_images_of_the_asked_size_and_format(backend):

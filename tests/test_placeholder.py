@@ -10,25 +10,12 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from mockserver.backends.placeholder import PlaceholderBackend, _adler32_combine, render
-from mockserver.rules import Generation
+from tests.conftest import make_generation
 
 sizes = st.integers(16, 128).map(lambda n: n * 16)
 
 
-def generation(**overrides) -> Generation:
-    values = dict(
-        prompt="a red fox",
-        model="sdxl-lightning",
-        width=512,
-        height=512,
-        num_inference_steps=8,
-        negative_prompt=None,
-        seed=42,
-        output_format="png",
-        num_images=1,
-    )
-    values.update(overrides)
-    return Generation(**values)
+generation = make_generation
 
 
 @settings(max_examples=25, deadline=None)
