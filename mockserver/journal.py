@@ -8,6 +8,7 @@ API keys never enter it whole.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -62,6 +63,8 @@ class Journal:
         )
         # Rows that a worker flushes after a clear, for requests made before it, stay hidden.
         self._db.execute("CREATE TABLE IF NOT EXISTS cleared (at REAL)")
+        # Each worker's writer stamps its last run here, so that a reader can wait for them all.
+        self._db.execute("CREATE TABLE IF NOT EXISTS writers (pid INTEGER PRIMARY KEY, ran REAL)")
         self._insert = (
             f"INSERT INTO requests ({', '.join(self.COLUMNS)}) "
             f"VALUES ({', '.join('?' * len(self.COLUMNS))})"
@@ -94,20 +97,34 @@ class Journal:
     def _flush(self) -> None:
         with self._lock:
             rows = [self._pending.popleft() for _ in range(len(self._pending))]
-            if not rows:
-                return
             self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT OR REPLACE INTO writers (pid, ran) VALUES (?, ?)",
+                (os.getpid(), time.time()),
+            )
             self._db.executemany(self._insert, rows)
             self._db.execute(
                 "DELETE FROM requests WHERE id <= (SELECT MAX(id) FROM requests) - ?", (self.size,)
             )
             self._db.execute("COMMIT")
 
-    def _settle(self) -> None:
-        """Write what this worker holds, and give the other workers' writers time to run."""
+    def _settle(self, patience_s: float = 2.0) -> None:
+        """Write what this worker holds, and wait (at most *patience_s*) until every live
+        worker's writer has run since: then every request that finished before is written."""
+        asked = time.time()
         self._flush()
-        if self.shared:
-            time.sleep(3 * self.FLUSH_S)
+        if not self.shared:
+            return
+        deadline = time.monotonic() + patience_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                behind = self._db.execute(
+                    "SELECT COUNT(*) FROM writers WHERE ran < ? AND ran > ?",
+                    (asked, asked - 10 * patience_s),  # older stamps: workers gone
+                ).fetchone()[0]
+            if not behind:
+                return
+            time.sleep(self.FLUSH_S / 2)
 
     def entries(self, limit: int | None = None) -> list[dict]:
         """The newest first, at most *limit* (and never more than the journal's size)."""
