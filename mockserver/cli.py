@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -135,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         # A real backend loads its models in the worker only, not twice.
         stand_in = None if config.backend == "placeholder" else _NotLoaded()
-        app = create_app(config, backend=stand_in)
+        # No journal here: its writer thread must not be running when granian forks workers.
+        app = create_app(dataclasses.replace(config, journal_size=0), backend=stand_in)
     except Exception as exc:
         print(f"mockserver: cannot start: {exc}", file=sys.stderr)
         return 2

@@ -69,10 +69,14 @@ class Journal:
             f"INSERT INTO requests ({', '.join(self.COLUMNS)}) "
             f"VALUES ({', '.join('?' * len(self.COLUMNS))})"
         )
-        self._writer = threading.Thread(target=self._write_forever, daemon=True)
-        self._writer.start()
+        self._writer: threading.Thread | None = None  # started by the first record
 
     def record(self, *, method, path, query, headers, body: bytes, status, code, duration_ms):
+        if self._writer is None:
+            with self._lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(target=self._write_forever, daemon=True)
+                    self._writer.start()
         masked_headers = {name: mask_keys(value) for name, value in headers.items()}
         text = mask_keys(body[:MAX_BODY_CHARS].decode("utf-8", "replace"))
         self._pending.append(
