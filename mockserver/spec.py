@@ -49,7 +49,6 @@ class ApiSpec:
     plans: dict[str, Plan]
     default_model: str
     defaults: dict  # request field -> schema default
-    routes: dict[str, list[str]]  # OpenAPI path -> upper-case methods
     pipelines: dict[str, dict]  # model id -> how the diffusers backend runs it
 
 
@@ -97,10 +96,6 @@ def build_spec(document: dict) -> ApiSpec:
         for name, prop in request_schema["properties"].items()
         if "default" in prop
     }
-    routes = {
-        path: sorted(m.upper() for m in item if m in _HTTP_METHODS)
-        for path, item in document["paths"].items()
-    }
     spec = ApiSpec(
         document=document,
         request_schema=request_schema,
@@ -108,14 +103,10 @@ def build_spec(document: dict) -> ApiSpec:
         plans=plans,
         default_model=defaults.get("model", ""),
         defaults=defaults,
-        routes=routes,
         pipelines=catalog.get("pipelines", {}),
     )
     check_consistency(spec)
     return spec
-
-
-_HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
 def check_consistency(spec: ApiSpec) -> None:
