@@ -186,6 +186,7 @@ class LiveApi:
         self.api = api
         self.spec_path = spec_path
         self.reload_error: str | None = None
+        self._failed_stamp: int | None = None
         self._stamp = self._modified()
         self._checked = time.monotonic()
         self._lock = threading.Lock()
@@ -202,20 +203,24 @@ class LiveApi:
         with self._lock:
             self._checked = time.monotonic()
             stamp = self._modified()
-            if stamp is not None and stamp != self._stamp:
+            # A failed load leaves the stamp alone, so it is tried again: the file may have been
+            # read half-written, and the rest can land within the same timestamp tick.
+            if stamp is not None and stamp != self._stamp and self._reload(stamp):
                 self._stamp = stamp
-                self._reload()
         return self.api
 
-    def _reload(self) -> None:
+    def _reload(self, stamp: int) -> bool:
         old = self.api
         try:
             self.api = ImageApi(load_spec(self.spec_path), old.config, old.backend)
-            self.reload_error = None
-            log.info("reloaded %s", self.spec_path)
         except Exception as exc:
-            self.reload_error = str(exc)
-            log.error("kept the previous spec: %s does not load: %s", self.spec_path, exc)
+            if self.reload_error is None or stamp != self._failed_stamp:
+                log.error("kept the previous spec: %s does not load: %s", self.spec_path, exc)
+            self.reload_error, self._failed_stamp = str(exc), stamp
+            return False
+        self.reload_error = None
+        log.info("reloaded %s", self.spec_path)
+        return True
 
 
 def create_app(
