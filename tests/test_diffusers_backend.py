@@ -99,12 +99,8 @@ class FakePipeline:
         if self.error is not None:
             error, self.error = self.error, None
             raise error
-        import numpy
-
-        count = len(kwargs["prompt"])
-        return type(
-            "Out", (), {"images": numpy.zeros((count, kwargs["height"], kwargs["width"], 3))}
-        )
+        count = len(kwargs["prompt"])  # output_type="pt": a batch of CHW images in [0, 1]
+        return type("Out", (), {"images": torch.zeros(count, 3, kwargs["height"], kwargs["width"])})
 
     def to(self, *args):
         return self
@@ -193,20 +189,16 @@ def test_a_full_queue_refuses_with_retry_after(spec):
     assert "ok" in outcomes
 
 
-@pytest.mark.skipif(
-    os.environ.get("IMAGEAPI_DIFFUSERS_CONTRACT") != "1",
-    reason="takes minutes on a CPU (1024x1024, up to 100 steps): IMAGEAPI_DIFFUSERS_CONTRACT=1",
-)
 def test_the_contract_suite_passes_against_the_diffusers_backend(models_dir):
-    """The same suite as against the placeholder. Images on a CPU are slow, so, as a team
-    would against a paid API, the run caps the requests that make images."""
+    """The same suite, with the same examples, as against the placeholder: every test runs and
+    passes. The tiny pipelines make a 1024x1024 image in about 0.2 s here (1.5 minutes for the
+    suite's ~290 images), so the wait for an answer is long."""
     server = RunningServer("--backend", "diffusers", "--models-dir", str(models_dir))
     try:
         result = subprocess.run(
             [
                 sys.executable, "-m", "pytest", "contract_tests", "-q", "-p", "no:cacheprovider",
-                "--base-url", server.url, "--dev-keys", "--max-billable", "40",
-                "--request-timeout", "300",
+                "--base-url", server.url, "--dev-keys", "--request-timeout", "300",
             ],
             cwd=ROOT, capture_output=True, text=True, timeout=900,
             env={**os.environ, "CI": "true"},
@@ -215,5 +207,5 @@ def test_the_contract_suite_passes_against_the_diffusers_backend(models_dir):
         server.stop()
     summary = result.stdout.strip().splitlines()[-1]
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "failed" not in summary and "passed" in summary
-    assert "billable requests made: 40" in result.stdout
+    assert "passed" in summary and "failed" not in summary and "skipped" not in summary, summary
+    assert "billable requests made: " in result.stdout

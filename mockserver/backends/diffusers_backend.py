@@ -11,16 +11,18 @@ is missing or does not load answers 503 ``model_unavailable``; the others serve.
 One worker thread owns the device. Requests wait in a bounded FIFO queue (full: 503 with
 Retry-After); the worker takes the oldest request and every other waiting request that can share
 its pipeline call (same model, size, steps and guidance), up to ``max_batch`` images, and runs
-them as one batch. Encoding the images (PNG is slow) happens in a thread pool, off the device's
-critical path: the worker moves on to the next batch at once. A generation that takes longer
-than ``timeout_s`` is answered with 503; CUDA running out of memory is answered with 503 and
-the server keeps serving.
+them as one batch. Encoding the images happens in a thread pool, off the device's critical path:
+the worker moves on to the next batch at once. Pixels become bytes on the device; PNGs are
+deflated in bands on all cores (see ``png``), several times faster than Pillow. A generation
+that takes longer than ``timeout_s`` is answered with 503; CUDA running out of memory is
+answered with 503 and the server keeps serving.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -29,7 +31,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mockserver.backends import BackendError, BackendUnavailable
+from mockserver.backends import BackendError, BackendUnavailable, png
 from mockserver.rules import Generation
 
 log = logging.getLogger("mockserver.diffusers")
@@ -64,7 +66,8 @@ class DiffusersBackend:
     "float32" on CPU), max_queue (64), max_batch (8 images), timeout_s (120), compile (False:
     torch.compile the denoiser and the VAE decoder), warmup (on CUDA: one generation per
     model and batch size at start-up), encode_workers (4),
-    allow_download (False), png_compress_level (1).
+    allow_download (False), png_compress_level (2: zlib-ng's level 1 makes files a third
+    larger for little gain in time).
     """
 
     def __init__(
@@ -81,7 +84,7 @@ class DiffusersBackend:
         warmup: bool | None = None,
         encode_workers: int = 4,
         allow_download: bool = False,
-        png_compress_level: int = 1,
+        png_compress_level: int = 2,
         pipelines: dict | None = None,
     ):
         try:
@@ -113,6 +116,9 @@ class DiffusersBackend:
         self._jobs: deque[_Job] = deque()
         self._wakeup = threading.Condition()
         self._encoder = ThreadPoolExecutor(encode_workers, thread_name_prefix="encode")
+        # The bands of one PNG deflate in parallel; a pool of its own, since an encoder thread
+        # waits for them.
+        self._deflater = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="deflate")
         self._seconds_per_call = 1.0  # moving estimate, for Retry-After
 
         for model_id, recipe in self.recipes.items():
@@ -275,7 +281,7 @@ class DiffusersBackend:
             guidance_scale=guidance_for(first, recipe),
             # CPU generators: the same seed gives the same image on any device.
             generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds],
-            output_type="np",
+            output_type="pt",
         )
         if any(negatives):
             kwargs["negative_prompt"] = negatives
@@ -283,6 +289,10 @@ class DiffusersBackend:
         try:
             with torch.inference_mode():
                 images = self.pipelines[first.model](**kwargs).images
+                # To bytes on the device: a quarter of the float copy, and no per-pixel work
+                # left for the CPU.
+                images = (images * 255).round_().clamp_(0, 255).to(torch.uint8)
+                images = images.permute(0, 2, 3, 1).cpu().numpy()
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             self._fail(batch, BackendUnavailable("the GPU ran out of memory", 5))
@@ -306,14 +316,18 @@ class DiffusersBackend:
         from PIL import Image
 
         try:
-            encoded = []
             fmt = job.generation.output_format
+            encoded = []
             for array in pixels:
-                image = Image.fromarray((array * 255).round().clip(0, 255).astype("uint8"))
-                out = io.BytesIO()
-                options = {"compress_level": self.png_compress_level} if fmt == "png" else {}
-                image.save(out, PIL_FORMATS[fmt], **options)
-                encoded.append(out.getvalue())
+                if fmt == "png":
+                    data = png.encode_rgb(
+                        array, level=self.png_compress_level, executor=self._deflater
+                    )
+                else:
+                    out = io.BytesIO()
+                    Image.fromarray(array).save(out, PIL_FORMATS[fmt])
+                    data = out.getvalue()
+                encoded.append(data)
             job.future.set_result(encoded)
         except Exception as exc:
             job.future.set_exception(exc)

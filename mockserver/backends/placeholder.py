@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageFont
 from zlib_ng import zlib_ng as zlib  # zlib's API; SIMD deflate and Adler-32, several times faster
 
+from mockserver.backends import png
 from mockserver.rules import Generation
 
 # Palette: indices 0..15 are the band's shades from its background (0) to the ink (15), so that a
@@ -27,9 +28,6 @@ from mockserver.rules import Generation
 TEXT_SHADES = 16
 GRADIENT_LEVELS = 256 - TEXT_SHADES
 BAND_COLOUR, INK_COLOUR = (20, 20, 28), (245, 245, 250)
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-ZLIB_HEADER = b"\x78\x01"
-_ADLER_BASE = 65521
 _GLYPH_CACHE_SIZE = 4096
 
 
@@ -180,48 +178,25 @@ def _layout(width: int, height: int) -> _Layout:
         band_height=band_height,
         top_pixels=b"".join(top),
         bottom_pixels=b"".join(bottom),
-        top_deflate=_deflate(top_scan, final=False),
+        top_deflate=png.deflate(top_scan, final=False),
         top_adler=zlib.adler32(top_scan),
-        bottom_deflate=_deflate(bottom_scan, final=True),
+        bottom_deflate=png.deflate(bottom_scan, final=True),
         bottom_adler=zlib.adler32(bottom_scan),
         bottom_length=len(bottom_scan),
     )
 
 
-def _deflate(data: bytes, *, final: bool) -> bytes:
-    compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
-    end = zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH
-    return compressor.compress(data) + compressor.flush(end)
-
-
-def _adler32_combine(adler1: int, adler2: int, length2: int) -> int:
-    """The Adler-32 of two strings joined, from theirs (zlib's adler32_combine)."""
-    rem = length2 % _ADLER_BASE
-    sum1 = adler1 & 0xFFFF
-    sum2 = (rem * sum1) % _ADLER_BASE
-    sum1 += (adler2 & 0xFFFF) + _ADLER_BASE - 1
-    sum2 += ((adler1 >> 16) & 0xFFFF) + ((adler2 >> 16) & 0xFFFF) + _ADLER_BASE - rem
-    return (sum1 % _ADLER_BASE) | ((sum2 % _ADLER_BASE) << 16)
-
-
 def _png(width: int, height: int, palette: bytes, layout: _Layout, band: bytes) -> bytes:
     """A palette PNG whose IDAT joins the cached top and bottom deflate blocks around the band's."""
     adler = zlib.adler32(band, layout.top_adler)
-    adler = _adler32_combine(adler, layout.bottom_adler, layout.bottom_length)
+    adler = png.adler32_combine(adler, layout.bottom_adler, layout.bottom_length)
     idat = b"".join(
         [
-            ZLIB_HEADER,
+            png.ZLIB_HEADER,
             layout.top_deflate,
-            _deflate(band, final=False),
+            png.deflate(band, final=False),
             layout.bottom_deflate,
             struct.pack(">I", adler),
         ]
     )
-    header = struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0)
-    chunks = [(b"IHDR", header), (b"PLTE", palette), (b"IDAT", idat), (b"IEND", b"")]
-    return PNG_SIGNATURE + b"".join(_chunk(kind, data) for kind, data in chunks)
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(kind + data)
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+    return png.assemble(width, height, 3, idat, palette)
