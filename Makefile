@@ -102,6 +102,7 @@ mutants: $(STAMP)
 bench: $(STAMP) $(TOOLS)/.installed
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/bench_server.py --prism $(TOOLS)/node_modules/.bin/prism
+	$(BIN)/python bench/bench_png.py
 
 # On a machine with an NVIDIA GPU: plain diffusers vs the diffusers backend on full-size SDXL.
 bench-gpu: $(STAMP)

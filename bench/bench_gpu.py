@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import sys
@@ -107,6 +108,60 @@ def build_sdxl(tiny: bool, dtype, device: str, tmp: Path, seed: int = 0):
     return pipeline
 
 
+class StageClock:
+    """Where a pipeline call's time goes: prompt encoding, the denoiser's calls (all steps), the
+    VAE decode. Timed with CUDA events around each part (on the CPU, with the clock), so that
+    timing adds no synchronisation; read the totals after the call has finished."""
+
+    def __init__(self, torch, pipeline):
+        self.torch = torch
+        self.cuda = pipeline.device.type == "cuda"
+        self.marks: dict[str, list] = {}
+        encode_prompt, decode = pipeline.encode_prompt, pipeline.vae.decode
+        pipeline.encode_prompt = self._timed("text encoders", encode_prompt)
+        pipeline.vae.decode = self._timed("VAE decode", decode)
+        # Not `unet or transformer`: a compiled module has no truth value.
+        denoiser = pipeline.unet if hasattr(pipeline, "unet") else pipeline.transformer
+        denoiser.register_forward_pre_hook(lambda *_: self._start("denoiser"))
+        denoiser.register_forward_hook(lambda *_: self._stop("denoiser"))
+
+    def _now(self):
+        if not self.cuda:
+            return time.perf_counter()
+        event = self.torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def _start(self, stage: str) -> None:
+        self.marks.setdefault(stage, []).append([self._now(), None])
+
+    def _stop(self, stage: str) -> None:
+        self.marks[stage][-1][1] = self._now()
+
+    def _timed(self, stage: str, fn):
+        def timed(*args, **kwargs):
+            self._start(stage)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._stop(stage)
+
+        return timed
+
+    def take_ms(self) -> dict[str, float]:
+        """Milliseconds per stage since the last take."""
+        if self.cuda:
+            self.torch.cuda.synchronize()
+        totals = {}
+        for stage, pairs in self.marks.items():
+            if self.cuda:
+                totals[stage] = sum(start.elapsed_time(end) for start, end in pairs)
+            else:
+                totals[stage] = sum(end - start for start, end in pairs) * 1000
+        self.marks = {}
+        return totals
+
+
 def median_ms(fn, repeats: int, sync) -> float:
     fn()  # warm-up
     times = []
@@ -185,6 +240,8 @@ def main() -> int:
     import torch
     from werkzeug.serving import make_server
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+
     from mockserver.app import create_app
     from mockserver.backends.diffusers_backend import DiffusersBackend
     from mockserver.config import DEV_KEYS, Config
@@ -247,6 +304,8 @@ def main() -> int:
     # Timed through generate(), so that the pipeline runs on the backend's own thread, where
     # its CUDA graphs were captured; the backend records each pipeline call's time.
     results["ours_pipeline_ms"], results["ours_generate_ms"] = {}, {}
+    results["ours_stages_ms"] = {}
+    clock = StageClock(torch, ours)
     for steps in steps_list:
         request = Generation(
             prompt="a cinematic mountain landscape at sunrise", model="sdxl-lightning",
@@ -254,17 +313,25 @@ def main() -> int:
             output_format="png", num_images=1,
         )  # fmt: skip
         backend.generate(request)  # warm-up
-        walls, calls = [], []
+        clock.take_ms()
+        walls, calls, stages = [], [], []
         for _ in range(args.repeats):
             started = time.perf_counter()
             backend.generate(request)
             walls.append((time.perf_counter() - started) * 1000)
             calls.append(backend.last_call_s * 1000)
+            stages.append(clock.take_ms())
         results["ours_pipeline_ms"][steps] = statistics.median(calls)
         results["ours_generate_ms"][steps] = statistics.median(walls)
+        # "after the pipeline": pixels to bytes, to the host, PNG, and the hand-over.
+        stages = {name: statistics.median(s[name] for s in stages) for name in stages[0]}
+        after = [wall - call for wall, call in zip(walls, calls, strict=True)]
+        stages["after the pipeline"] = statistics.median(after)
+        results["ours_stages_ms"][steps] = stages
         print(
             f"(b) ours {steps} steps: pipeline {results['ours_pipeline_ms'][steps]:.1f} ms, "
-            f"generate() to PNG {results['ours_generate_ms'][steps]:.1f} ms",
+            f"generate() to PNG {results['ours_generate_ms'][steps]:.1f} ms; "
+            + ", ".join(f"{name} {ms:.1f}" for name, ms in stages.items()),
             flush=True,
         )
 

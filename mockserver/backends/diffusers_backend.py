@@ -172,6 +172,10 @@ class DiffusersBackend:
 
     def _compile(self, pipeline) -> None:
         torch = self.torch
+        if hasattr(pipeline, "fuse_qkv_projections"):
+            # One matmul for q, k and v instead of three: fewer, larger kernels.
+            pipeline.fuse_qkv_projections()
+        pipeline.vae.to(memory_format=torch.channels_last)
         denoiser = getattr(pipeline, "unet", None) or getattr(pipeline, "transformer", None)
         if denoiser is not None:
             denoiser.to(memory_format=torch.channels_last)
