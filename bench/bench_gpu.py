@@ -294,9 +294,9 @@ def main() -> int:
     started = time.perf_counter()
     backend = DiffusersBackend(
         spec=spec, pipelines={"sdxl-lightning": ours}, compile=args.compile, warmup=False,
-        max_batch=args.max_batch, device=device, timeout_s=600,
+        max_batch=args.max_batch, device=device, timeout_s=600, compile_sizes=[f"{size}x{size}"],
     )  # fmt: skip
-    backend.warm_up(size, size)
+    backend.warm_up()
     results["warmup_and_compile_s"] = time.perf_counter() - started
     print(
         f"(b) warm-up (compile={args.compile}): {results['warmup_and_compile_s']:.1f} s", flush=True

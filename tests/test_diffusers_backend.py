@@ -84,17 +84,32 @@ def test_a_missing_model_is_unavailable_not_a_crash(spec, tmp_path, models_dir):
         partial.generate(generation(model="flux-schnell"))
 
 
+class FakeVae(torch.nn.Module):
+    def decode(self, latents):
+        return latents
+
+
+def is_compiled(part) -> bool:
+    return isinstance(part, torch._dynamo.eval_frame.OptimizedModule) or hasattr(
+        part, "_torchdynamo_orig_callable"
+    )
+
+
 class FakePipeline:
-    """Stands in for a pipeline: records its calls, can be slow or fail."""
+    """Stands in for a pipeline: records its calls (and whether its parts were the compiled
+    ones), can be slow or fail. Nothing in it is ever run through torch.compile."""
 
     def __init__(self, delay=0.0, error=None):
         from diffusers import EulerDiscreteScheduler
 
         self.delay, self.error, self.calls = delay, error, []
         self.scheduler = EulerDiscreteScheduler()
+        self.unet, self.vae = torch.nn.Linear(1, 1), FakeVae()
 
     def __call__(self, **kwargs):
-        self.calls.append(kwargs)
+        compiled = {is_compiled(self.unet), is_compiled(self.vae.decode)}
+        assert len(compiled) == 1, "the denoiser and the decoder come from different variants"
+        self.calls.append({**kwargs, "compiled": compiled.pop()})
         time.sleep(self.delay)
         if self.error is not None:
             error, self.error = self.error, None
@@ -111,7 +126,47 @@ class FakePipeline:
 
 def fake_backend(spec, pipeline, **options):
     fakes = dict.fromkeys(spec.models, pipeline)
-    return DiffusersBackend(spec=spec, pipelines=fakes, warmup=False, **options)
+    return DiffusersBackend(spec=spec, pipelines=fakes, **{"warmup": False, **options})
+
+
+def test_compiled_parts_serve_only_the_compiled_sizes_in_padded_batches(spec):
+    pipeline = FakePipeline()
+    backend = fake_backend(spec, pipeline, compile=True, compile_sizes="256x256", max_batch=4)
+    backend.generate(generation(width=256, height=256, num_images=3))
+    backend.generate(generation(width=512, height=256, num_images=3))
+    backend.generate(generation(width=256, height=256, num_images=1))
+    compiled, eager, single = pipeline.calls
+    assert compiled["compiled"] and len(compiled["prompt"]) == 4  # padded up to max_batch
+    assert not eager["compiled"] and len(eager["prompt"]) == 3  # any shape: no padding
+    assert single["compiled"] and len(single["prompt"]) == 1
+    assert len(backend.generate(generation(width=256, height=256, num_images=3))) == 3
+
+
+def test_without_compile_nothing_is_compiled_or_padded(spec):
+    pipeline = FakePipeline()
+    backend = fake_backend(spec, pipeline, max_batch=4)
+    backend.generate(generation(width=1024, height=1024, num_images=3))
+    [call] = pipeline.calls
+    assert not call["compiled"] and len(call["prompt"]) == 3
+
+
+def test_warm_up_meets_every_compiled_shape_including_guidance_from_a_negative_prompt(spec):
+    fakes = {model: FakePipeline() for model in spec.models}
+    DiffusersBackend(
+        spec=spec, pipelines=fakes, compile=True, compile_sizes=["256x256"], max_batch=4,
+        warmup=True,
+    )  # fmt: skip
+
+    def shapes(model):
+        return {
+            (call["width"], call["height"], len(call["prompt"]), call["guidance_scale"] > 1)
+            for call in fakes[model].calls
+        }
+
+    # sdxl-lightning runs without guidance, but a negative prompt turns it on: both are warmed.
+    assert shapes("sdxl-lightning") == {(256, 256, b, cfg) for b in (1, 4) for cfg in (0, 1)}
+    assert shapes("sdxl") == {(256, 256, b, True) for b in (1, 4)}  # guidance either way
+    assert all(call["compiled"] for fake in fakes.values() for call in fake.calls)
 
 
 def test_compatible_concurrent_requests_share_one_pipeline_call(spec):

@@ -21,6 +21,7 @@ answered with 503 and the server keeps serving.
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import os
 import threading
@@ -46,17 +47,51 @@ class _Job:
 
     def batch_key(self, recipe: dict) -> tuple:
         g = self.generation
-        return (g.model, g.width, g.height, g.num_inference_steps, guidance_for(g, recipe))
+        guidance = guidance_for(recipe, negative_prompt=bool(g.negative_prompt))
+        return (g.model, g.width, g.height, g.num_inference_steps, guidance)
 
 
-def guidance_for(generation: Generation, recipe: dict) -> float:
-    """The guidance scale for *generation*: the recipe's, raised to its
-    ``negative_prompt_guidance_scale`` when a negative prompt must take effect (diffusers
-    ignores negative prompts at guidance 1 or below)."""
+def guidance_for(recipe: dict, *, negative_prompt: bool) -> float:
+    """The guidance scale: the recipe's, raised to its ``negative_prompt_guidance_scale`` when
+    a negative prompt must take effect (diffusers ignores negative prompts at guidance 1 or
+    below)."""
     scale = float(recipe.get("guidance_scale", 0.0))
-    if generation.negative_prompt and scale <= 1.0:
+    if negative_prompt and not uses_cfg(scale):
         scale = float(recipe.get("negative_prompt_guidance_scale", scale))
     return scale
+
+
+def uses_cfg(guidance_scale: float) -> bool:
+    """Whether diffusers runs classifier-free guidance, which doubles the denoiser's batch."""
+    return guidance_scale > 1.0
+
+
+def _parse_size(size: str) -> tuple[int, int]:
+    try:
+        width, height = (int(side) for side in size.strip().lower().split("x"))
+    except ValueError:
+        raise BackendError(f"compile_sizes: {size!r} is not WIDTHxHEIGHT") from None
+    return width, height
+
+
+@dataclass
+class _Parts:
+    """The parts of a pipeline that compiling replaces."""
+
+    denoiser: object
+    decode: object
+
+    @classmethod
+    def of(cls, pipeline) -> _Parts:
+        return cls(getattr(pipeline, _denoiser_name(pipeline)), pipeline.vae.decode)
+
+    def install(self, pipeline) -> None:
+        setattr(pipeline, _denoiser_name(pipeline), self.denoiser)
+        pipeline.vae.decode = self.decode
+
+
+def _denoiser_name(pipeline) -> str:
+    return "unet" if hasattr(pipeline, "unet") else "transformer"
 
 
 class DiffusersBackend:
@@ -64,8 +99,10 @@ class DiffusersBackend:
 
     models_dir, device ("cuda" when available, else "cpu"), dtype ("bfloat16" on CUDA,
     "float32" on CPU), max_queue (64), max_batch (8 images), timeout_s (120), compile (False:
-    torch.compile the denoiser and the VAE decoder), warmup (on CUDA: one generation per
-    model and batch size at start-up), encode_workers (4),
+    torch.compile the denoiser, with CUDA graphs, and the VAE decoder), compile_sizes
+    (["1024x1024"]: the image sizes that use the compiled parts; other sizes run eagerly, so
+    that no request waits for a compile), warmup (on CUDA: one generation per model, compiled
+    size and batch size at start-up), encode_workers (4),
     allow_download (False), png_compress_level (2: zlib-ng's level 1 makes files a third
     larger for little gain in time).
     """
@@ -81,6 +118,7 @@ class DiffusersBackend:
         max_batch: int = 8,
         timeout_s: float = 120.0,
         compile: bool = False,
+        compile_sizes: str | list[str] | tuple[str, ...] = ("1024x1024",),
         warmup: bool | None = None,
         encode_workers: int = 4,
         allow_download: bool = False,
@@ -101,11 +139,15 @@ class DiffusersBackend:
         self.dtype = getattr(torch, dtype or default_dtype)
         self.max_queue = max_queue
         self.max_batch = max_batch
-        # Batch sizes warmed up at start. A compiled (CUDA graph) pipeline is captured once per
-        # shape, and each capture costs a compile, so its batches are padded up to one of these
-        # two sizes instead of meeting a new shape while serving.
+        # A compiled pipeline is specialised to its shapes (and captures a CUDA graph for each),
+        # and compiling takes minutes. So it serves only the sizes compiled at start-up, in
+        # batches padded up to one of these two sizes; every other shape runs eagerly.
         self.buckets = sorted({1, max_batch})
-        self.pad_batches = compile
+        if isinstance(compile_sizes, str):  # --backend-option compile_sizes=1024x1024,768x1344
+            compile_sizes = compile_sizes.split(",")
+        self.compile_sizes = {_parse_size(size) for size in compile_sizes} if compile else set()
+        self._parts: dict[str, tuple[_Parts, _Parts]] = {}  # model -> (eager, compiled)
+        self._installed: dict[str, _Parts] = {}  # the variant each pipeline holds now
         self.timeout_s = timeout_s
         self.png_compress_level = png_compress_level
         self.allow_download = allow_download
@@ -123,7 +165,7 @@ class DiffusersBackend:
 
         for model_id, recipe in self.recipes.items():
             if pipelines and model_id in pipelines:
-                self.pipelines[model_id] = self._prepare(pipelines[model_id], recipe, compile)
+                self._prepare(model_id, pipelines[model_id], recipe, compile)
             elif models_dir is not None:
                 self._load(model_id, recipe, Path(models_dir) / model_id, compile)
             else:
@@ -149,9 +191,9 @@ class DiffusersBackend:
             self.unavailable[model_id] = f"its weights in {folder} do not load: {exc}"
             log.error("%s: %s", model_id, self.unavailable[model_id])
             return
-        self.pipelines[model_id] = self._prepare(pipeline, recipe, compile)
+        self._prepare(model_id, pipeline, recipe, compile)
 
-    def _prepare(self, pipeline, recipe: dict, compile: bool):
+    def _prepare(self, model_id: str, pipeline, recipe: dict, compile: bool) -> None:
         import diffusers
 
         expected = recipe.get("class")
@@ -167,46 +209,50 @@ class DiffusersBackend:
         pipeline.to(self.device)  # loaded in self.dtype; a pipeline passed in comes ready
         pipeline.set_progress_bar_config(disable=True)
         if compile:
-            self._compile(pipeline)
-        return pipeline
+            self._parts[model_id] = self._compile(pipeline)
+        self.pipelines[model_id] = pipeline
 
-    def _compile(self, pipeline) -> None:
+    def _compile(self, pipeline) -> tuple[_Parts, _Parts]:
+        """The pipeline's eager parts and their compiled versions (compiled lazily, on the
+        first call: during warm-up)."""
         torch = self.torch
         if hasattr(pipeline, "fuse_qkv_projections"):
             # One matmul for q, k and v instead of three: fewer, larger kernels.
             pipeline.fuse_qkv_projections()
         pipeline.vae.to(memory_format=torch.channels_last)
-        denoiser = getattr(pipeline, "unet", None) or getattr(pipeline, "transformer", None)
-        if denoiser is not None:
-            denoiser.to(memory_format=torch.channels_last)
-            compiled = torch.compile(
-                denoiser, mode="reduce-overhead", fullgraph=True, dynamic=False
-            )
-            if hasattr(pipeline, "unet"):
-                pipeline.unet = compiled
-            else:
-                pipeline.transformer = compiled
-        pipeline.vae.decode = torch.compile(pipeline.vae.decode, fullgraph=True, dynamic=False)
+        eager = _Parts.of(pipeline)
+        eager.denoiser.to(memory_format=torch.channels_last)
+        compiled = _Parts(
+            torch.compile(eager.denoiser, mode="reduce-overhead", fullgraph=True, dynamic=False),
+            torch.compile(eager.decode, fullgraph=True, dynamic=False),
+        )
+        return eager, compiled
 
-    def warm_up(self, width: int = 1024, height: int = 1024) -> None:
-        """One generation per model and batch size, through the worker thread, so that the
-        first user pays no start-up cost (with ``compile``, compiling happens here)."""
+    def warm_up(self) -> None:
+        """Generations through the worker thread, so that the first user pays no start-up cost:
+        with ``compile``, compiling happens here. One per model, compiled size (1024x1024
+        without compile), batch size, and with and without classifier-free guidance where a
+        negative prompt switches it on (it doubles the denoiser's batch: another shape)."""
         for model_id in self.pipelines:
-            for batch in self.buckets:
-                job = self._submit(
-                    Generation(
+            recipe = self.recipes[model_id]
+            negatives = [None]
+            with_negative = guidance_for(recipe, negative_prompt=True)
+            if uses_cfg(with_negative) != uses_cfg(guidance_for(recipe, negative_prompt=False)):
+                negatives.append("warm-up")
+            for width, height in sorted(self.compile_sizes) or [(1024, 1024)]:
+                for batch, negative in itertools.product(self.buckets, negatives):
+                    generation = Generation(
                         prompt="warm-up",
                         model=model_id,
                         width=width,
                         height=height,
                         num_inference_steps=2,
-                        negative_prompt=None,
+                        negative_prompt=negative,
                         seed=0,
                         output_format="png",
                         num_images=batch,
                     )
-                )
-                job.future.result()  # no time limit: compiling may take minutes
+                    self._submit(generation).future.result()  # no limit: compiling takes minutes
 
     # Serving -----------------------------------------------------------------------------
 
@@ -271,7 +317,15 @@ class DiffusersBackend:
             prompts += [g.prompt] * g.num_images
             negatives += [g.negative_prompt or ""] * g.num_images
             seeds += g.image_seeds()
-        if self.pad_batches:
+        pipeline = self.pipelines[first.model]
+        compiled = (first.width, first.height) in self.compile_sizes
+        if first.model in self._parts:  # only the worker thread touches a pipeline
+            eager, fast = self._parts[first.model]
+            wanted = fast if compiled else eager
+            if self._installed.get(first.model) is not wanted:
+                wanted.install(pipeline)
+                self._installed[first.model] = wanted
+        if compiled:
             size = next(b for b in self.buckets if b >= len(prompts))
             padding = size - len(prompts)
             prompts += prompts[-1:] * padding
@@ -282,7 +336,7 @@ class DiffusersBackend:
             num_inference_steps=first.num_inference_steps,
             width=first.width,
             height=first.height,
-            guidance_scale=guidance_for(first, recipe),
+            guidance_scale=guidance_for(recipe, negative_prompt=any(negatives)),
             # CPU generators: the same seed gives the same image on any device.
             generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds],
             output_type="pt",
@@ -292,7 +346,7 @@ class DiffusersBackend:
         started = time.perf_counter()
         try:
             with torch.inference_mode():
-                images = self.pipelines[first.model](**kwargs).images
+                images = pipeline(**kwargs).images
                 # To bytes on the device: a quarter of the float copy, and no per-pixel work
                 # left for the CPU.
                 images = (images * 255).round_().clamp_(0, 255).to(torch.uint8)
