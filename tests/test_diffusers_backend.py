@@ -168,6 +168,13 @@ def test_warm_up_meets_every_compiled_shape_including_guidance_from_a_negative_p
     assert shapes("sdxl") == {(256, 256, b, True) for b in (1, 4)}  # guidance either way
     assert all(call["compiled"] for fake in fakes.values() for call in fake.calls)
 
+    fakes = {model: FakePipeline() for model in spec.models}
+    backend = DiffusersBackend(
+        spec=spec, pipelines=fakes, compile=True, compile_sizes=["256x256"], max_batch=4
+    )
+    backend.warm_up(negative_prompts=False)
+    assert shapes("sdxl-lightning") == {(256, 256, b, False) for b in (1, 4)}
+
 
 def test_compatible_concurrent_requests_share_one_pipeline_call(spec):
     """Six requests at once, two kinds (3 steps x5, 2 steps x1). While the first call runs (the

@@ -228,16 +228,18 @@ class DiffusersBackend:
         )
         return eager, compiled
 
-    def warm_up(self) -> None:
+    def warm_up(self, *, negative_prompts: bool = True) -> None:
         """Generations through the worker thread, so that the first user pays no start-up cost:
         with ``compile``, compiling happens here. One per model, compiled size (1024x1024
         without compile), batch size, and with and without classifier-free guidance where a
-        negative prompt switches it on (it doubles the denoiser's batch: another shape)."""
+        negative prompt switches it on (it doubles the denoiser's batch: another shape; leave
+        it out with *negative_prompts* false when no request will carry one)."""
         for model_id in self.pipelines:
             recipe = self.recipes[model_id]
             negatives = [None]
             with_negative = guidance_for(recipe, negative_prompt=True)
-            if uses_cfg(with_negative) != uses_cfg(guidance_for(recipe, negative_prompt=False)):
+            flips = uses_cfg(with_negative) != uses_cfg(guidance_for(recipe, negative_prompt=False))
+            if negative_prompts and flips:
                 negatives.append("warm-up")
             for width, height in sorted(self.compile_sizes) or [(1024, 1024)]:
                 for batch, negative in itertools.product(self.buckets, negatives):
