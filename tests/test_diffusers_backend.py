@@ -21,16 +21,19 @@ import torch  # noqa: E402
 from mockserver.backends import BackendUnavailable  # noqa: E402
 from mockserver.backends.diffusers_backend import DiffusersBackend  # noqa: E402
 from tests.conftest import ROOT, RunningServer, make_generation  # noqa: E402
-from tests.tiny_pipelines import tiny_sdxl  # noqa: E402
+from tests.tiny_pipelines import save_unet_weights, tiny_sdxl  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory, spec):
-    """One tiny SDXL pipeline, in a folder per catalog model (it stands in for every family)."""
+    """One tiny SDXL pipeline, in a folder per catalog model (it stands in for every family),
+    with the distilled UNet weights file where the catalog's recipe names one."""
     root = tmp_path_factory.mktemp("models")
     source = tiny_sdxl(root / "_tiny-sdxl")
     for model_id in spec.models:
         shutil.copytree(source, root / model_id, symlinks=True)
+        if weights := spec.pipelines[model_id].get("unet_weights"):
+            save_unet_weights(root / model_id / weights, seed=99)
     return root
 
 
@@ -74,6 +77,29 @@ def test_the_catalog_sets_the_scheduler(backend, spec):
     assert type(scheduler).__name__ == spec.pipelines["sdxl-lightning"]["scheduler"]["class"]
     assert scheduler.config.timestep_spacing == "trailing"
     assert backend.device == "cpu" and backend.dtype == torch.float32
+
+
+def test_a_distilled_unet_is_loaded_over_the_folders_own(backend, spec, models_dir):
+    from safetensors.torch import load_file
+
+    weights = spec.pipelines["sdxl-lightning"]["unet_weights"]
+    distilled = load_file(models_dir / "sdxl-lightning" / weights)
+    lightning = backend.pipelines["sdxl-lightning"].unet.state_dict()
+    base = backend.pipelines["sdxl"].unet.state_dict()
+    assert distilled.keys() == lightning.keys()
+    assert all(torch.equal(distilled[name], lightning[name]) for name in distilled)
+    assert not all(torch.equal(distilled[name], base[name]) for name in distilled)
+
+
+def test_without_its_distilled_unet_a_model_is_unavailable(spec, tmp_path, models_dir):
+    shutil.copytree(models_dir / "sdxl", tmp_path / "sdxl-lightning", symlinks=True)
+    (tmp_path / "sdxl").mkdir()
+    (tmp_path / "sdxl" / "model_index.json").write_text("{not json")
+    partial = DiffusersBackend(spec=spec, models_dir=tmp_path, warmup=False)
+    with pytest.raises(BackendUnavailable, match="distilled UNet .* is missing"):
+        partial.generate(generation(model="sdxl-lightning"))
+    with pytest.raises(BackendUnavailable, match="do not load"):
+        partial.generate(generation(model="sdxl"))
 
 
 def test_a_missing_model_is_unavailable_not_a_crash(spec, tmp_path, models_dir):

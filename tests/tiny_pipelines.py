@@ -37,22 +37,17 @@ def tiny_sdxl(folder: Path, *, seed: int = 0) -> Path:
     return folder
 
 
-def build_tiny_sdxl(tokenizer_folder: Path, *, seed: int = 0):
-    """The tiny pipeline, in memory; its tokenizer files go to *tokenizer_folder*."""
+def tiny_unet(seed: int | None = None):
+    """The tiny pipeline's UNet (with fresh random weights from *seed*, when given)."""
     import torch
-    from diffusers import (
-        AutoencoderKL,
-        EulerDiscreteScheduler,
-        StableDiffusionXLPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    from diffusers import UNet2DConditionModel
 
-    torch.manual_seed(seed)
+    if seed is not None:
+        torch.manual_seed(seed)
     # Sized for speed on a CPU, where the cost is the number of operations at the latents' full
     # size: four channels, attention only at 1/8 of the latent side (256 tokens for 1024x1024).
     # About 8 ms a step at 1024x1024 on two cores.
-    unet = UNet2DConditionModel(
+    return UNet2DConditionModel(
         block_out_channels=(4, 4, 4, 8),
         layers_per_block=1,
         sample_size=32,
@@ -69,6 +64,28 @@ def build_tiny_sdxl(tokenizer_folder: Path, *, seed: int = 0):
         cross_attention_dim=32,
         norm_num_groups=4,
     )
+
+
+def save_unet_weights(path: Path, *, seed: int) -> Path:
+    """A distilled-UNet file, as ByteDance ships SDXL Lightning's: a safetensors state dict."""
+    from safetensors.torch import save_file
+
+    save_file(tiny_unet(seed).state_dict(), str(path))
+    return path
+
+
+def build_tiny_sdxl(tokenizer_folder: Path, *, seed: int = 0):
+    """The tiny pipeline, in memory; its tokenizer files go to *tokenizer_folder*."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    unet = tiny_unet()
     vae = AutoencoderKL(  # four blocks: latents are 1/8 of the image side, as in SDXL
         block_out_channels=[2, 2, 2, 2],
         layers_per_block=0,  # one resnet per decoder block

@@ -180,18 +180,29 @@ class DiffusersBackend:
         from diffusers import DiffusionPipeline
 
         if not (folder / "model_index.json").exists() and not self.allow_download:
-            self.unavailable[model_id] = f"no weights in {folder}"
-            log.warning("%s: no weights in %s; it will answer 503", model_id, folder)
+            self._unavailable(model_id, f"no weights in {folder}")
+            return
+        unet_weights = recipe.get("unet_weights")
+        if unet_weights and not (folder / unet_weights).exists():
+            self._unavailable(model_id, f"its distilled UNet {folder / unet_weights} is missing")
             return
         try:
             pipeline = DiffusionPipeline.from_pretrained(
                 folder, torch_dtype=self.dtype, local_files_only=not self.allow_download
             )
+            if unet_weights:
+                from safetensors.torch import load_file
+
+                pipeline.unet.load_state_dict(load_file(folder / unet_weights), strict=True)
         except Exception as exc:  # a broken folder must not take the other models down
-            self.unavailable[model_id] = f"its weights in {folder} do not load: {exc}"
-            log.error("%s: %s", model_id, self.unavailable[model_id])
+            reason = str(exc) if len(str(exc)) < 300 else str(exc)[:300] + "..."
+            self._unavailable(model_id, f"its weights in {folder} do not load: {reason}")
             return
         self._prepare(model_id, pipeline, recipe, compile)
+
+    def _unavailable(self, model_id: str, reason: str) -> None:
+        self.unavailable[model_id] = reason
+        log.error("%s: %s; it will answer 503", model_id, reason)
 
     def _prepare(self, model_id: str, pipeline, recipe: dict, compile: bool) -> None:
         import diffusers
