@@ -208,7 +208,7 @@ class DiffusersBackend:
             return
         try:
             pipeline = DiffusionPipeline.from_pretrained(
-                folder, torch_dtype=self.dtype, local_files_only=not self.allow_download
+                folder, dtype=self.dtype, local_files_only=not self.allow_download
             )
             if unet_weights:
                 from safetensors.torch import load_file
