@@ -89,6 +89,10 @@ class _Parts:
         setattr(pipeline, _denoiser_name(pipeline), self.denoiser)
         pipeline.vae.decode = self.decode
 
+    def installed_in(self, pipeline) -> bool:
+        # The two parts are only ever installed together: the denoiser tells which set is in.
+        return getattr(pipeline, _denoiser_name(pipeline)) is self.denoiser
+
 
 def _denoiser_name(pipeline) -> str:
     return "unet" if hasattr(pipeline, "unet") else "transformer"
@@ -147,7 +151,6 @@ class DiffusersBackend:
             compile_sizes = compile_sizes.split(",")
         self.compile_sizes = {_parse_size(size) for size in compile_sizes} if compile else set()
         self._parts: dict[str, tuple[_Parts, _Parts]] = {}  # model -> (eager, compiled)
-        self._installed: dict[str, _Parts] = {}  # the variant each pipeline holds now
         self.timeout_s = timeout_s
         self.png_compress_level = png_compress_level
         self.allow_download = allow_download
@@ -355,9 +358,8 @@ class DiffusersBackend:
         if first.model in self._parts:  # only the worker thread touches a pipeline
             eager, fast = self._parts[first.model]
             wanted = fast if compiled else eager
-            if self._installed.get(first.model) is not wanted:
+            if not wanted.installed_in(pipeline):
                 wanted.install(pipeline)
-                self._installed[first.model] = wanted
         if compiled:
             size = next(b for b in self.buckets if b >= len(prompts))
             padding = size - len(prompts)
