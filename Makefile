@@ -42,7 +42,12 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq chromium
 
-test: $(STAMP) lint client-check $(CHROMIUM)
+# The shared-state tests start their own redis-server (Debian's) on a free port.
+REDIS_SERVER := /usr/bin/redis-server
+$(REDIS_SERVER):
+	apt-get update -qq && apt-get install -y -qq --no-upgrade redis-server
+
+test: $(STAMP) lint client-check $(CHROMIUM) $(REDIS_SERVER)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) $(TOOLS)/.installed
@@ -99,7 +104,7 @@ contract-prism: $(STAMP) $(TOOLS)/.installed
 mutants: $(STAMP)
 	$(BIN)/python -m tests.mutants
 
-bench: $(STAMP) $(TOOLS)/.installed
+bench: $(STAMP) $(TOOLS)/.installed $(REDIS_SERVER)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/bench_server.py --prism $(TOOLS)/node_modules/.bin/prism
 	$(BIN)/python bench/bench_png.py

@@ -5,6 +5,12 @@ Both servers serve the same openapi.yaml on this machine, one at a time, under t
   - unauthorized: the same request without a key (401).
 The mock validates the body, checks the key, plan and caps, and draws a real 1024x1024 PNG;
 Prism checks that a Bearer header is present and returns the spec's example.
+
+The mock runs three ways: without rate limits (as Prism, which has none), and with limits on in
+the embedded store (SQLite, the default) and in Redis (--state redis://, a redis-server started
+here). With limits, each connection has its own key, on a plan whose limit the load stays under,
+so that every request pays for the limit check and none is refused; the difference to the
+first row is the store's cost per request.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,8 +82,9 @@ def check_target(url: str) -> dict:
     }
 
 
-def run_wrk(url: str, scenario: str, seconds: int, connections: int) -> dict:
+def run_wrk(url: str, scenario: str, seconds: int, connections: int, keys=()) -> dict:
     env = {**os.environ, "BENCH_AUTH": f"Bearer {KEY}" if scenario == "generate" else ""}
+    env["BENCH_KEYS"] = ",".join(keys)
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
     output = subprocess.run(
         [*command, "-s", str(LOAD_SCRIPT), url],
@@ -97,13 +105,13 @@ def run_wrk(url: str, scenario: str, seconds: int, connections: int) -> dict:
     }
 
 
-def measure(command: list[str], url: str, seconds: int, connections: int) -> dict:
+def measure(command: list[str], url: str, seconds: int, connections: int, keys=()) -> dict:
     process = start(command, url)
     try:
         result = {"sanity": check_target(url)}
-        run_wrk(url, "generate", 2, connections)  # warm-up
+        run_wrk(url, "generate", 2, connections, keys)  # warm-up
         for scenario in SCENARIOS:
-            result[scenario] = run_wrk(url, scenario, seconds, connections)
+            result[scenario] = run_wrk(url, scenario, seconds, connections, keys)
         return result
     finally:
         process.terminate()
@@ -111,6 +119,76 @@ def measure(command: list[str], url: str, seconds: int, connections: int) -> dic
 
 
 SCENARIOS = ("generate", "unauthorized")
+
+
+def limited_setup(directory: Path, connections: int) -> tuple[Path, Path, list[str]]:
+    """A copy of openapi.yaml whose enterprise plan allows more than the load sends, and a key
+    file with one enterprise key per connection (and the sanity check's basic key)."""
+    text = (ROOT / "openapi.yaml").read_text()
+    plan = "id: enterprise\n      name: Enterprise\n      requests_per_minute: 1200"
+    assert plan in text, "the enterprise plan moved in openapi.yaml"
+    spec = directory / "openapi.yaml"
+    spec.write_text(text.replace(plan, plan.replace("1200", "1000000")))
+    keys = [f"sk_bench_{i:04d}_0123456789abcdef" for i in range(connections)]
+    keys_file = directory / "keys.json"
+    keys_file.write_text(json.dumps({KEY: "basic", **dict.fromkeys(keys, "enterprise")}))
+    return spec, keys_file, keys
+
+
+def start_redis(directory: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(port),
+         "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return process, f"redis://127.0.0.1:{port}/0"
+        if time.monotonic() > deadline:
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.05)
+
+
+def run_targets(args, scratch: Path, redis_url: str) -> dict:
+    spec, keys_file, keys = limited_setup(scratch, args.connections)
+    prism_port = free_port()
+
+    def mock(*options: str) -> tuple[list[str], str, list[str]]:
+        port = free_port()
+        command = [sys.executable, "-m", "mockserver", "--port", str(port)]
+        command += ["--workers", str(args.workers), *options]
+        return command, f"http://127.0.0.1:{port}", keys if "--rate-limits" in options else []
+
+    limited = ("--rate-limits", "--spec", str(spec), "--keys", str(keys_file))
+    targets = {
+        "mock": mock("--no-rate-limits"),
+        "mock, limits, embedded": mock(*limited),
+        "mock, limits, redis": mock(*limited, "--state", redis_url),
+        "prism": (
+            [
+                args.prism,
+                "mock",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(prism_port),
+                str(ROOT / "openapi.yaml"),
+            ],
+            f"http://127.0.0.1:{prism_port}",
+            [],
+        ),
+    }
+    return {
+        "setup": f"wrk -t1 -c{args.connections} -d{args.seconds}s, {os.cpu_count()} CPUs, "
+        f"mock with {args.workers} granian workers",
+        "targets": {
+            name: measure(command, url, args.seconds, args.connections, target_keys)
+            for name, (command, url, target_keys) in targets.items()
+        },
+    }
 
 
 def main() -> int:
@@ -126,21 +204,15 @@ def main() -> int:
     if not args.prism or not Path(args.prism).exists():
         parser.error("Prism not found: run `make bench`, which installs it")
 
-    mock_port, prism_port = free_port(), free_port()
-    mock = [sys.executable, "-m", "mockserver", "--port", str(mock_port)]
-    prism = [args.prism, "mock", "-h", "127.0.0.1", "-p", str(prism_port)]
-    targets = {
-        "mock": (mock + ["--workers", str(args.workers)], f"http://127.0.0.1:{mock_port}"),
-        "prism": (prism + [str(ROOT / "openapi.yaml")], f"http://127.0.0.1:{prism_port}"),
-    }
-    results = {
-        "setup": f"wrk -t1 -c{args.connections} -d{args.seconds}s, {os.cpu_count()} CPUs, "
-        f"mock with {args.workers} granian workers",
-        "targets": {
-            name: measure(command, url, args.seconds, args.connections)
-            for name, (command, url) in targets.items()
-        },
-    }
+    scratch = Path(tempfile.mkdtemp(prefix="bench-server-"))
+    redis, redis_url = start_redis(scratch)
+    try:
+        results = run_targets(args, scratch, redis_url)
+    finally:
+        redis.terminate()
+        redis.wait(timeout=30)
+        shutil.rmtree(scratch, ignore_errors=True)
+    targets = results["targets"]
 
     print(f"\n{results['setup']}\n")
     print("| target | scenario | requests/s | p50 ms | p99 ms | non-2xx | vs Prism |")
@@ -154,6 +226,14 @@ def main() -> int:
                 f"| {name} | {scenario} | {r['requests_per_s']:.0f} | {r['p50_ms']:.2f} "
                 f"| {r['p99_ms']:.2f} | {r['non_2xx']} | {r['ratio_to_prism']:.2f}x |"
             )
+    base = targets["mock"]["generate"]["requests_per_s"]
+    for name in ("mock, limits, embedded", "mock, limits, redis"):
+        rate = targets[name]["generate"]["requests_per_s"]
+        targets[name]["store_cost_us"] = 1e6 / rate - 1e6 / base
+        print(
+            f"{name}: the store costs {targets[name]['store_cost_us']:.0f} µs of machine time "
+            f"per request ({rate / base:.2f}x the rate without limits)"
+        )
     for name in targets:
         print(f"{name} sanity: {results['targets'][name]['sanity']}")
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -395,6 +395,8 @@ export interface components {
         TooManyRequests: {
             headers: {
                 "Retry-After": components["headers"]["Retry-After"];
+                "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                RateLimit: components["headers"]["RateLimit"];
                 [name: string]: unknown;
             };
             content: {
@@ -466,6 +468,20 @@ export interface components {
          * @example 30
          */
         "Retry-After": number;
+        /**
+         * @description The key's quota (IETF draft-ietf-httpapi-ratelimit-headers): the plan's id as the policy
+         *     name, `q` requests per `w` seconds, counted over a moving window. Sent on every answer
+         *     that spent a request of the quota.
+         * @example "free";q=10;w=60
+         */
+        "RateLimit-Policy": string;
+        /**
+         * @description Where the key stands (IETF draft-ietf-httpapi-ratelimit-headers): `r` requests remaining
+         *     in the window and `t` seconds until the oldest counted request leaves it. On a 429, `t`
+         *     equals `Retry-After`.
+         * @example "free";r=0;t=30
+         */
+        RateLimit: string;
     };
     pathItems: never;
 }
@@ -487,6 +503,8 @@ export interface operations {
             /** @description The generated images and the parameters that were used. */
             200: {
                 headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -535,6 +553,8 @@ export interface operations {
             /** @description Every model of the catalog. */
             200: {
                 headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -588,6 +608,8 @@ export interface operations {
             /** @description The model. */
             200: {
                 headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
                     [name: string]: unknown;
                 };
                 content: {

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -47,7 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="threads per worker (default: 2; 32 with --latency, whose waits hold a thread)",
     )
     parser.add_argument(
-        "--rate-limits", action="store_true", help="enforce each plan's requests_per_minute"
+        "--rate-limits",
+        action=argparse.BooleanOptionalAction,
+        help="enforce each plan's requests_per_minute per key (default: on)",
+    )
+    parser.add_argument(
+        "--state",
+        metavar="URL",
+        help="shared state (rate limits, journal): redis://HOST:PORT/DB for several hosts "
+        "(default: a private SQLite file for this server's workers)",
+    )
+    parser.add_argument(
+        "--keep-state",
+        action="store_true",
+        help="keep the default state directory on exit (its path is printed)",
     )
     parser.add_argument("--cors-origins", help="comma-separated allowed origins (default: *)")
     parser.add_argument(
@@ -83,8 +97,12 @@ def environment_from_args(args: argparse.Namespace) -> dict[str, str]:
         options["models_dir"] = str(args.models_dir.resolve())
     if options:
         env["MOCKSERVER_BACKEND_OPTIONS"] = json.dumps(options)
-    if args.rate_limits:
-        env["MOCKSERVER_RATE_LIMITS"] = "1"
+    if args.rate_limits is not None:
+        env["MOCKSERVER_RATE_LIMITS"] = "1" if args.rate_limits else "0"
+    elif "MOCKSERVER_RATE_LIMITS" not in os.environ:
+        env["MOCKSERVER_RATE_LIMITS"] = "1"  # a served mock limits like the real service
+    if args.state:
+        env["MOCKSERVER_STATE"] = args.state
     if args.cors_origins:
         env["MOCKSERVER_CORS_ORIGINS"] = args.cors_origins
     if args.latency:
@@ -95,13 +113,16 @@ def environment_from_args(args: argparse.Namespace) -> dict[str, str]:
         env["MOCKSERVER_JOURNAL_SIZE"] = str(args.journal_size)
     if args.no_reload:
         env["MOCKSERVER_RELOAD"] = "0"
-    if "MOCKSERVER_JOURNAL" not in os.environ:
-        # One journal file for all the workers, new for each run of the server.
-        journal = Path(tempfile.gettempdir()) / f"mockserver-journal-{os.getpid()}.sqlite"
-        for stale in journal.parent.glob(journal.name + "*"):
-            stale.unlink()
-        env["MOCKSERVER_JOURNAL"] = str(journal)
     return env
+
+
+def private_state() -> Path:
+    """A new directory only this user can read, holding the SQLite file that the workers share
+    (created 0600; SQLite gives its -wal and -shm files the same mode)."""
+    directory = Path(tempfile.mkdtemp(prefix="mockserver-state-"))  # mode 0700
+    database = directory / "state.sqlite"
+    os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+    return database
 
 
 class _NotLoaded:
@@ -125,7 +146,20 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(available_backends()))
         return 0
     os.environ.update(environment_from_args(args))
+    private = None
+    if "MOCKSERVER_STATE" not in os.environ:
+        private = private_state()
+        os.environ["MOCKSERVER_STATE"] = f"sqlite://{private}"
+    try:
+        return _check_and_serve(args)
+    finally:
+        if private is not None and not args.keep_state:
+            shutil.rmtree(private.parent, ignore_errors=True)
+
+
+def _check_and_serve(args: argparse.Namespace) -> int:
     from mockserver.app import create_app
+    from mockserver.store import StoreUnavailable, open_store, redacted
 
     try:  # build the app once here, so that a bad spec, key file or backend name fails fast
         config = Config.from_env()
@@ -136,21 +170,30 @@ def main(argv: list[str] | None = None) -> int:
             )
         # A real backend loads its models in the worker only, not twice.
         stand_in = None if config.backend == "placeholder" else _NotLoaded()
-        # No journal here: its writer thread must not be running when granian forks workers.
-        app = create_app(dataclasses.replace(config, journal_size=0), backend=stand_in)
+        # Nothing shared here: no store connection or journal thread may be open when granian
+        # starts the workers, which open their own.
+        create_app(dataclasses.replace(config, journal_size=0, state=None), backend=stand_in)
+        store = open_store(config.state)
+        try:
+            store.check()
+        finally:
+            store.close()
+    except StoreUnavailable as exc:
+        print(f"mockserver: cannot start: state store unreachable: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:
         print(f"mockserver: cannot start: {exc}", file=sys.stderr)
         return 2
-    api = app.extensions["imageapi"].api
-    print(f"Image API mock on http://{args.host}:{args.port} (backend: {api.config.backend})")
-    for key, plan in api.config.keys.items():
+    print(f"Image API mock on http://{args.host}:{args.port} (backend: {config.backend})")
+    limits = "per key, as the plans say" if config.rate_limits else "off"
+    print(f"  state: {redacted(config.state)}; rate limits: {limits}")
+    for key, plan in config.keys.items():
         print(f"  {plan:<10} key {mask(key)}")
     # A real backend holds one model set per worker process and blocks a thread per waiting
     # request; the placeholder is cheap and CPU-bound.
-    real_backend = api.config.backend != "placeholder"
+    real_backend = config.backend != "placeholder"
     workers = args.workers or (1 if real_backend else os.cpu_count() or 1)
-    threads = args.threads or (64 if real_backend else 32 if api.config.latency else 2)
-    del app, api  # the workers build their own
+    threads = args.threads or (64 if real_backend else 32 if config.latency else 2)
     serve(args.host, args.port, workers, threads)
     return 0
 

@@ -27,13 +27,17 @@ class Config:
     keys: dict[str, str] = field(default_factory=lambda: dict(DEV_KEYS))
     backend: str = "placeholder"
     backend_options: dict = field(default_factory=dict)
+    # Off for an app built in-process (tests, the contract suite); `python -m mockserver`
+    # turns it on unless told --no-rate-limits.
     rate_limits: bool = False
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
     max_body_bytes: int = MAX_BODY_BYTES
     scenarios: bool = True  # honour `Prefer: code=...` / `example=...` (mock mode)
     latency: str | None = None  # None, "realistic", or milliseconds as a string
     journal_size: int = 200  # requests kept by the journal; 0 turns it off
-    journal_path: str = ":memory:"  # a SQLite file shares the journal between workers
+    # Where rate-limit windows and the journal live: None (in memory, this process only),
+    # sqlite:///PATH (the workers of one host) or redis://HOST:PORT/DB (any number of hosts).
+    state: str | None = None
     reload: bool = True  # follow edits of the spec file
 
     @classmethod
@@ -50,7 +54,7 @@ class Config:
             "MOCKSERVER_SCENARIOS": ("scenarios", _flag),
             "MOCKSERVER_LATENCY": ("latency", parse_latency),
             "MOCKSERVER_JOURNAL_SIZE": ("journal_size", int),
-            "MOCKSERVER_JOURNAL": ("journal_path", str),
+            "MOCKSERVER_STATE": ("state", str),
             "MOCKSERVER_RELOAD": ("reload", _flag),
         }
         for variable, (attribute, read) in readers.items():

@@ -1,4 +1,5 @@
-"""``/docs``: an interactive API reference rendered from the same spec, served offline.
+"""The ``docs`` blueprint: the spec itself (``/openapi.yaml``, ``/openapi.json``, both from one
+snapshot) and ``/docs``, an interactive API reference rendered from it, served offline.
 
 Swagger UI's assets come from the pinned ``flask-swagger-ui`` package on disk, never from a CDN.
 "Try it out" sends real requests to this server; with the development keys in use the page is
@@ -11,9 +12,10 @@ import json
 import os
 
 import flask_swagger_ui
-from flask import Flask, Response, send_from_directory
+from flask import Blueprint, Response, send_from_directory
 
-from mockserver.config import DEV_KEYS, Config
+from mockserver.config import DEV_KEYS
+from mockserver.runtime import Runtime
 
 ASSETS = os.path.join(os.path.dirname(flask_swagger_ui.__file__), "dist")
 
@@ -75,17 +77,28 @@ PAGE = """<!doctype html>
 """
 
 
-def register_docs(app: Flask, config: Config) -> None:
+def create_docs(runtime: Runtime) -> Blueprint:
+    """Public routes, outside the API: no key, no rate limit."""
+    docs = Blueprint("docs", __name__)
     # Pre-authorize only with the published development keys: a real key stays off the page.
     dev_key = next((k for k, plan in DEV_KEYS.items() if plan == "enterprise"), None)
-    key = dev_key if config.keys == DEV_KEYS else None
+    key = dev_key if runtime.config.keys == DEV_KEYS else None
     page = PAGE.replace("__DEV_KEY__", json.dumps(key))
 
-    def docs():
+    @docs.get("/openapi.json")
+    def openapi_json():
+        return Response(runtime.current().spec_json, mimetype="application/json")
+
+    @docs.get("/openapi.yaml")
+    def openapi_yaml():
+        return Response(runtime.current().spec_yaml, mimetype="application/yaml")
+
+    @docs.get("/docs")
+    def reference():
         return Response(page, mimetype="text/html")
 
+    @docs.get("/docs/assets/<path:filename>")
     def assets(filename: str):
         return send_from_directory(ASSETS, filename, max_age=3600)
 
-    app.add_url_rule("/docs", "docs", docs, methods=["GET"])
-    app.add_url_rule("/docs/assets/<path:filename>", "docs_assets", assets, methods=["GET"])
+    return docs

@@ -1,39 +1,78 @@
-"""Per-key request rates, as the plans in the catalog allow."""
+"""Per-key request rates, as the plans in the catalog allow.
+
+The algorithm is ``limits``' moving window: at most ``requests_per_minute`` requests in any 60
+seconds, counted in the state store, so the budget is one per key across every worker and host
+that shares the store. The answer carries the IETF RateLimit header fields
+(draft-ietf-httpapi-ratelimit-headers): ``RateLimit-Policy: "free";q=10;w=60`` and
+``RateLimit: "free";r=3;t=42`` (requests remaining, seconds until the window frees one).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import math
-import threading
 import time
+from dataclasses import dataclass
+
+from limits import RateLimitItemPerMinute
+from limits.strategies import MovingWindowRateLimiter
 
 from mockserver.problems import Problem
+from mockserver.store import StateStore, StoreUnavailable
+
+WINDOW_S = 60
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Where one key stands after a request: for the RateLimit header fields."""
+
+    plan: str
+    limit: int
+    remaining: int
+    reset_s: int  # seconds until the oldest request in the window leaves it
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Policy": f'"{self.plan}";q={self.limit};w={WINDOW_S}',
+            "RateLimit": f'"{self.plan}";r={self.remaining};t={self.reset_s}',
+        }
 
 
 class RateLimiter:
-    """A token bucket per key: ``requests_per_minute`` tokens, refilled continuously.
+    """Spends one request of a key's allowance per call, in the shared store.
 
-    State lives in the process, so with several server workers each enforces the limit alone.
+    If the store cannot be reached the request goes through (fail open): a mock that is down
+    because its rate-limit store is costs a team more than a few requests over the limit.
     """
 
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, store: StateStore, clock=time.time):
+        self._store = store
+        self._limiter = MovingWindowRateLimiter(store.limits_storage)
         self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last time)
-        self._lock = threading.Lock()
 
-    def take(self, key: str, plan: str, requests_per_minute: int) -> None:
-        """Spend one request of *key*'s allowance, or raise a 429 with ``Retry-After``."""
-        rate = requests_per_minute / 60.0
-        with self._lock:
-            now = self._clock()
-            tokens, last = self._buckets.get(key, (float(requests_per_minute), now))
-            tokens = min(float(requests_per_minute), tokens + (now - last) * rate)
-            if tokens < 1.0:
-                self._buckets[key] = (tokens, now)
-                retry_after = math.ceil((1.0 - tokens) / rate)
-                raise Problem(
-                    429,
-                    "rate_limited",
-                    f"The {plan} plan allows {requests_per_minute} requests a minute.",
-                    headers={"Retry-After": str(retry_after)},
-                )
-            self._buckets[key] = (tokens - 1.0, now)
+    def take(self, key: str, plan: str, requests_per_minute: int) -> Quota | None:
+        """Spend one request of *key*'s allowance and return the quota left, or raise a 429 with
+        ``Retry-After``; ``None`` when the store is unreachable."""
+        item = RateLimitItemPerMinute(requests_per_minute)
+        # The store sees a digest, never the key itself.
+        identity = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+        def spend():
+            return self._limiter.hit(item, identity), self._limiter.get_window_stats(item, identity)
+
+        try:
+            allowed, (reset_at, remaining) = self._store.call(spend)
+        except StoreUnavailable:
+            return None
+        # Retry-After rounds up, so that a client waiting that long is let through.
+        reset_s = max(0, math.ceil(reset_at - self._clock()))
+        quota = Quota(plan, requests_per_minute, max(0, remaining), reset_s)
+        if not allowed:
+            raise Problem(
+                429,
+                "rate_limited",
+                f"The {plan} plan allows {requests_per_minute} requests a minute.",
+                headers={"Retry-After": str(max(1, reset_s)), **quota.headers()},
+            )
+        return quota

@@ -7,7 +7,7 @@ the rest of the package names a model or a number.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
 
 from jsonschema import Draft202012Validator
@@ -22,7 +22,7 @@ class SpecError(ValueError):
     """The spec cannot be served: it is invalid, or its catalog and schemas disagree."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ModelInfo:
     id: str
     quality_steps: int
@@ -33,13 +33,13 @@ class ModelInfo:
     entry: dict  # the catalog entry as written, served by GET /api/v1/models
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Plan:
     id: str
     requests_per_minute: int
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ApiSpec:
     """The resolved spec and what the server reads from it."""
 
@@ -50,6 +50,7 @@ class ApiSpec:
     default_model: str
     defaults: dict  # request field -> schema default
     pipelines: dict[str, dict]  # model id -> how the diffusers backend runs it
+    source: str | None = None  # the YAML text it was read from, served as /openapi.yaml
 
 
 def load_spec(path: str | Path = DEFAULT_SPEC_PATH) -> ApiSpec:
@@ -62,7 +63,7 @@ def load_spec(path: str | Path = DEFAULT_SPEC_PATH) -> ApiSpec:
         parser = ResolvingParser(spec_string=text, backend="openapi-spec-validator", strict=False)
     except Exception as exc:  # prance raises several unrelated types for a bad file
         raise SpecError(f"{path}: {exc}") from exc
-    return build_spec(parser.specification)
+    return dataclasses.replace(build_spec(parser.specification), source=text)
 
 
 def build_spec(document: dict) -> ApiSpec:

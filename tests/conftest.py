@@ -110,6 +110,7 @@ class RunningServer:
 
 @pytest.fixture(scope="session")
 def server():
-    running = RunningServer("--workers", "2")
+    # Many tests share its keys for many requests; the limits have their own (test_state.py).
+    running = RunningServer("--workers", "2", "--no-rate-limits")
     yield running
     running.stop()

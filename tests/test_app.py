@@ -330,6 +330,8 @@ def test_rate_limits_per_plan_when_enabled(spec):
     response = client.get("/api/v1/models", headers=auth("free"))
     problem(response, 429, "rate_limited")
     assert int(response.headers["Retry-After"]) >= 1
+    assert response.headers["RateLimit-Policy"] == f'"free";q={allowed};w=60'
+    assert response.headers["RateLimit"].startswith('"free";r=0;t=')
     assert client.get("/api/v1/models", headers=auth("pro")).status_code == 200
 
 

@@ -58,6 +58,15 @@ def test_options_become_worker_environment(tmp_path):
     assert env["MOCKSERVER_CORS_ORIGINS"] == "http://a,http://b"
 
 
+def test_a_served_mock_limits_rates_unless_told_not_to(monkeypatch):
+    monkeypatch.delenv("MOCKSERVER_RATE_LIMITS", raising=False)
+    parse = build_parser().parse_args
+    assert environment_from_args(parse([]))["MOCKSERVER_RATE_LIMITS"] == "1"
+    assert environment_from_args(parse(["--no-rate-limits"]))["MOCKSERVER_RATE_LIMITS"] == "0"
+    state = environment_from_args(parse(["--state", "redis://h:6379/2"]))["MOCKSERVER_STATE"]
+    assert state == "redis://h:6379/2"
+
+
 def test_config_from_environment(tmp_path):
     from mockserver.config import Config
 

@@ -281,7 +281,10 @@ def test_the_contract_suite_passes_against_the_diffusers_backend(models_dir):
     """The same suite, with the same examples, as against the placeholder: every test runs and
     passes. The tiny pipelines make a 1024x1024 image in about 0.2 s here (1.5 minutes for the
     suite's ~290 images), so the wait for an answer is long."""
-    server = RunningServer("--backend", "diffusers", "--models-dir", str(models_dir))
+    # Without limits: the suite's free-plan examples would otherwise wait out 429s.
+    server = RunningServer(
+        "--backend", "diffusers", "--models-dir", str(models_dir), "--no-rate-limits"
+    )
     try:
         result = subprocess.run(
             [

@@ -7,6 +7,7 @@ import requests
 from mockserver.app import create_app
 from mockserver.config import Config
 from mockserver.journal import Journal, mask_keys
+from mockserver.store import EmbeddedStore
 from tests.conftest import KEY_FOR_PLAN, auth
 
 
@@ -33,7 +34,7 @@ def test_requests_are_journaled_with_keys_masked(spec):
 
 
 def test_the_journal_keeps_the_last_n_and_can_be_cleared():
-    journal = Journal(size=5)
+    journal = Journal(EmbeddedStore(), size=5)
     for i in range(200):
         journal.record(
             method="GET", path=f"/{i}", query="", headers={}, body=b"", status=200, code=None,

@@ -1,0 +1,130 @@
+"""The ``api`` blueprint: the spec's routes under ``/api/v1``.
+
+Each request takes one spec snapshot, answers a ``Prefer`` scenario or authenticates, and hands
+the work to :mod:`mockserver.core`; the rate limit is spent where the spec puts it, and its
+``RateLimit`` fields go on the answer.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+from flask import Blueprint, Response, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from mockserver import core
+from mockserver.problems import Problem
+from mockserver.ratelimit import Quota
+from mockserver.runtime import Runtime
+from mockserver.scenarios import Scenarios
+from mockserver.snapshot import Snapshot, to_json
+from mockserver.validation import parse_json
+
+API_PREFIX = "/api/v1"
+
+
+@dataclass
+class Call:
+    """What one request carries from hook to hook (``g.call``)."""
+
+    started: float = field(default_factory=time.perf_counter)
+    snapshot: Snapshot | None = None
+    key: str | None = None
+    plan: str | None = None
+    quota: Quota | None = None
+    body: bytes | None = None  # as read, for the journal
+    problem_code: str | None = None
+
+
+def current_call() -> Call:
+    if "call" not in g:
+        g.call = Call()
+    return g.call
+
+
+def create_api(runtime: Runtime) -> Blueprint:
+    api = Blueprint("api", __name__, url_prefix=API_PREFIX)
+    config = runtime.config
+
+    @api.before_request
+    def authenticate():
+        if request.method == "OPTIONS":  # CORS preflight: answered before authentication
+            return None
+        call = current_call()
+        call.snapshot = runtime.current()  # once: this request sees one spec throughout
+        scenario = _scenario(call.snapshot.scenarios)
+        if scenario is not None:
+            return scenario
+        call.key, call.plan = call.snapshot.keys.authenticate(request.headers.get("Authorization"))
+        return None
+
+    def admit() -> None:
+        call = g.call
+        if runtime.limiter is not None:
+            plan = call.snapshot.spec.plans[call.plan]
+            call.quota = runtime.limiter.take(call.key, call.plan, plan.requests_per_minute)
+
+    @api.after_request
+    def rate_limit_fields(response: Response) -> Response:
+        quota = current_call().quota
+        if quota is not None:
+            response.headers.update(quota.headers())
+        return response
+
+    @api.post("/generate")
+    def generate():
+        if request.mimetype != "application/json":
+            raise Problem(
+                415,
+                "unsupported_media_type",
+                f"Send the body as application/json, not {request.mimetype or 'nothing'}.",
+            )
+        # Werkzeug stops a body without Content-Length (chunked) at MAX_CONTENT_LENGTH and
+        # returns what it read; that limit is one byte more than allowed, so that a cut-off
+        # body shows itself by its length instead of being parsed.
+        data = g.call.body = request.get_data(cache=False)
+        if len(data) > config.max_body_bytes:
+            raise RequestEntityTooLarge()
+        result = core.generate(
+            parse_json(data),
+            g.call.plan,
+            snapshot=g.call.snapshot,
+            backend=runtime.backend,
+            admit=admit,
+            latency=config.latency,
+        )
+        return Response(to_json(result), mimetype="application/json")
+
+    @api.get("/models")
+    def list_models():
+        admit()
+        return Response(g.call.snapshot.model_list, mimetype="application/json")
+
+    @api.get("/models/<model_id>")
+    def get_model(model_id: str):
+        admit()
+        body = g.call.snapshot.model_bodies.get(model_id)
+        if body is None:
+            raise Problem(404, "model_not_found", f"There is no model with id {model_id[:100]!r}.")
+        return Response(body, mimetype="application/json")
+
+    return api
+
+
+def _scenario(scenarios: Scenarios | None) -> Response | None:
+    """The documented response a ``Prefer`` header asks for, in mock mode."""
+    prefer = request.headers.get("Prefer")
+    if scenarios is None or not prefer or request.url_rule is None:
+        return None
+    path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", request.url_rule.rule)
+    allow = ", ".join(sorted(request.url_rule.methods - {"HEAD"}))
+    documented = scenarios.respond(path, request.method, prefer, allow)
+    if documented is None:
+        return None
+    response = Response(Scenarios.encode(documented), status=documented.status)
+    response.mimetype = documented.media_type
+    response.headers.update(documented.headers)
+    response.headers["Preference-Applied"] = prefer
+    return response

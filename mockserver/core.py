@@ -1,0 +1,82 @@
+"""What ``POST /api/v1/generate`` does, without HTTP: a parsed body and a plan in, the answer's
+JSON out, or a :class:`~mockserver.problems.Problem`. The ``api`` blueprint calls it."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from collections.abc import Callable
+
+from mockserver.backends import BackendUnavailable, ImageBackend
+from mockserver.problems import Problem
+from mockserver.rules import Generation, check_plan, resolve_generation
+from mockserver.snapshot import Snapshot
+
+
+def generate(
+    body,
+    plan: str,
+    *,
+    snapshot: Snapshot,
+    backend: ImageBackend,
+    admit: Callable[[], None] = lambda: None,
+    latency: str | None = None,
+) -> dict:
+    """Check *body* against the snapshot's spec and *plan*, then make the images.
+
+    The checks run in the order the spec documents: schema and per-model rules (400), plan
+    (403), then ``admit()`` (the rate limit: 429), then the backend (503). *latency* is
+    ``None``, ``"realistic"`` or milliseconds, as ``--latency`` takes it.
+    """
+    snapshot.validator.validate(body)
+    generation = resolve_generation(body, snapshot.spec)
+    check_plan(plan, snapshot.spec.models[generation.model])
+    admit()
+    try:
+        images = backend.generate(generation)
+    except BackendUnavailable as exc:
+        raise Problem(
+            503, "model_unavailable", str(exc), headers={"Retry-After": str(exc.retry_after)}
+        ) from exc
+    delay_ms = _delay_ms(generation, snapshot, latency)
+    if delay_ms:
+        time.sleep(delay_ms / 1000)
+    media_type = f"image/{generation.output_format}"
+    return {
+        "id": "gen_" + secrets.token_hex(8),
+        "created": int(time.time()),
+        "model": generation.model,
+        "width": generation.width,
+        "height": generation.height,
+        "num_inference_steps": generation.num_inference_steps,
+        "seed": generation.seed,
+        "output_format": generation.output_format,
+        "images": [
+            {
+                "media_type": media_type,
+                "seed": seed,
+                "data_url": f"data:{media_type};base64," + base64.b64encode(data).decode("ascii"),
+            }
+            for seed, data in zip(generation.image_seeds(), images, strict=True)
+        ],
+    }
+
+
+def _delay_ms(generation: Generation, snapshot: Snapshot, latency: str | None) -> float:
+    """``--latency``: off, a fixed number of milliseconds, or ``realistic``: the model's
+    typical latency scaled by steps, pixels and images."""
+    if not latency:
+        return 0.0
+    if latency != "realistic":
+        return float(latency)
+    model = snapshot.spec.models[generation.model]
+    scale = (
+        generation.num_inference_steps
+        / model.quality_steps
+        * generation.width
+        * generation.height
+        / (1024 * 1024)
+        * generation.num_images
+    )
+    return model.entry.get("typical_latency_ms", 0) * scale

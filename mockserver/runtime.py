@@ -1,0 +1,41 @@
+"""The long-lived half of the server: what is built once per worker and outlives every reload
+of the spec (the backend, the state store, the rate limiter, the journal)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mockserver.backends import ImageBackend
+from mockserver.config import Config
+from mockserver.journal import Journal
+from mockserver.ratelimit import RateLimiter
+from mockserver.snapshot import LiveSpec, Snapshot
+from mockserver.spec import ApiSpec
+from mockserver.store import StateStore, open_store
+
+
+class Runtime:
+    def __init__(
+        self,
+        config: Config,
+        spec: ApiSpec,
+        backend: ImageBackend,
+        store: StateStore | None = None,
+        *,
+        spec_path: Path | None = None,
+        spec_stamp: int | None = None,
+    ):
+        """*spec_path*: the file to follow (None: never reload), *spec_stamp* its
+        :func:`~mockserver.snapshot.modified` from before *spec* was read."""
+        self.config = config
+        self.backend = backend
+        self.store = store or open_store(config.state)
+        self.limiter = RateLimiter(self.store) if config.rate_limits else None
+        self.journal = Journal(self.store, config.journal_size) if config.journal_size else None
+        self.live = LiveSpec(self.snapshot_of(spec), spec_path, spec_stamp, self.snapshot_of)
+
+    def snapshot_of(self, spec: ApiSpec) -> Snapshot:
+        return Snapshot(spec, self.config.keys, self.config.scenarios)
+
+    def current(self) -> Snapshot:
+        return self.live.current()
