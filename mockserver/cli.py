@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mockserver.auth import mask
 from mockserver.backends import BackendError, available_backends
-from mockserver.config import Config
+from mockserver.config import DEV_KEYS, Config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mockserver: cannot start: {exc}", file=sys.stderr)
         return 2
     api = app.extensions["imageapi"].api
-    print(f"Image API mock on http://{args.host}:{args.port} (backend: {api.config.backend})")
-    for key, plan in api.config.keys.items():
-        print(f"  {plan:<10} key {mask(key)}")
+    print(banner(api.config, f"http://{args.host}:{args.port}"), flush=True)
     # A real backend holds one model set per worker process and blocks a thread per waiting
     # request; the placeholder is cheap and CPU-bound.
     real_backend = api.config.backend != "placeholder"
@@ -153,6 +151,30 @@ def main(argv: list[str] | None = None) -> int:
     del app, api  # the workers build their own
     serve(args.host, args.port, workers, threads)
     return 0
+
+
+def banner(config: Config, url: str) -> str:
+    """What the server prints at start: where it is, its keys, and a call to paste.
+
+    The built-in development keys are public (the README lists them), so they are shown whole;
+    keys from ``--keys`` are masked.
+    """
+    dev_keys = config.keys == DEV_KEYS
+    lines = [
+        f"Image API mock on {url} (backend: {config.backend})",
+        f"  docs: {url}/docs",
+        "  keys" + (" (the development keys, public):" if dev_keys else " (from --keys):"),
+    ]
+    for key, plan in config.keys.items():
+        lines.append(f"    {plan:<10} {key if dev_keys else mask(key)}")
+    key = next((k for k, plan in config.keys.items() if plan == "enterprise"), None)
+    if dev_keys and key:
+        lines += [
+            "  try it:",
+            f"    curl -s {url}/api/v1/generate -H 'Authorization: Bearer {key}' \\",
+            "      -H 'Content-Type: application/json' -d '{\"prompt\": \"a red fox\"}'",
+        ]
+    return "\n".join(lines)
 
 
 def serve(host: str, port: int, workers: int, threads: int) -> None:
