@@ -8,6 +8,7 @@ TOOLS  := .tools
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 
 PRISM_VERSION   := 5.16.0
 REDOCLY_VERSION := 2.77.0
@@ -16,15 +17,23 @@ TYPESCRIPT_VERSION := 5.9.3
 OPENAPI_FETCH_VERSION := 0.17.0
 NODE_TYPES_VERSION := 20.19.43
 
-.PHONY: install run test lint format bench bench-gpu st contract contract-prism mutants client client-check clean
+.PHONY: install dists run test lint format bench bench-gpu st contract contract-prism mutants client client-check clean
 
 install: $(STAMP)
+
+# make run needs the mock only (flask, granian, validators, pillow, zlib-ng: about 100 MB);
+# make test installs what it tests (the test tools, and torch + diffusers for the diffusers backend).
+$(RUN_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[test,gpu]"
-	touch $@
+	touch $@ $(RUN_STAMP)
 
 $(TOOLS)/.installed: Makefile
 	mkdir -p $(TOOLS)
@@ -34,18 +43,20 @@ $(TOOLS)/.installed: Makefile
 		openapi-fetch@$(OPENAPI_FETCH_VERSION) @types/node@$(NODE_TYPES_VERSION)
 	touch $@
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/python -m mockserver --host $(HOST) --port $(PORT)
 
 # Browser tests drive Debian's Chromium (Playwright's own browser download does not work here).
 CHROMIUM := /usr/bin/chromium
+# Only what is missing, without recommended extras (udev, upower, printing) and with no upgrade
+# of packages already installed, except the libraries whose newer version chromium requires.
 $(CHROMIUM):
-	apt-get update -qq && apt-get install -y -qq chromium
+	apt-get update -qq && apt-get install -y -qq --no-upgrade --no-install-recommends chromium fonts-liberation
 
 # The shared-state tests start their own redis-server (Debian's) on a free port.
 REDIS_SERVER := /usr/bin/redis-server
 $(REDIS_SERVER):
-	apt-get update -qq && apt-get install -y -qq --no-upgrade redis-server
+	apt-get update -qq && apt-get install -y -qq --no-upgrade --no-install-recommends redis-server
 
 test: $(STAMP) lint client-check $(CHROMIUM) $(REDIS_SERVER)
 	$(BIN)/python -m pytest
@@ -113,5 +124,10 @@ bench: $(STAMP) $(TOOLS)/.installed $(REDIS_SERVER)
 bench-gpu: $(STAMP)
 	$(BIN)/python bench/bench_gpu.py --compile
 
+# The three distributions (imageapi-mock, imageapi-contract, imageapi-client) as wheels in dist/.
+dists: $(STAMP)
+	for project in . packages/imageapi-contract packages/imageapi-client; do \
+		$(BIN)/python -m build --outdir dist $$project || exit 1; done
+
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .hypothesis dist build

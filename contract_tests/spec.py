@@ -9,7 +9,8 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 from prance import ResolvingParser
 
-SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
+# A link to the top-level openapi.yaml in the repository; the spec itself in an installed wheel.
+SPEC_PATH = Path(__file__).resolve().parent / "openapi.yaml"
 GENERATE = "/api/v1/generate"
 MODELS = "/api/v1/models"
 

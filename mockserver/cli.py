@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mockserver.auth import mask
 from mockserver.backends import BackendError, available_backends
-from mockserver.config import Config
+from mockserver.config import DEV_KEYS, Config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check_and_serve(args: argparse.Namespace) -> int:
     from mockserver.app import create_app
-    from mockserver.store import StoreUnavailable, open_store, redacted
+    from mockserver.store import StoreUnavailable, open_store
 
     try:  # build the app once here, so that a bad spec, key file or backend name fails fast
         config = Config.from_env()
@@ -184,11 +184,7 @@ def _check_and_serve(args: argparse.Namespace) -> int:
     except Exception as exc:
         print(f"mockserver: cannot start: {exc}", file=sys.stderr)
         return 2
-    print(f"Image API mock on http://{args.host}:{args.port} (backend: {config.backend})")
-    limits = "per key, as the plans say" if config.rate_limits else "off"
-    print(f"  state: {redacted(config.state)}; rate limits: {limits}")
-    for key, plan in config.keys.items():
-        print(f"  {plan:<10} key {mask(key)}")
+    print(banner(config, f"http://{args.host}:{args.port}"), flush=True)
     # A real backend holds one model set per worker process and blocks a thread per waiting
     # request; the placeholder is cheap and CPU-bound.
     real_backend = config.backend != "placeholder"
@@ -196,6 +192,34 @@ def _check_and_serve(args: argparse.Namespace) -> int:
     threads = args.threads or (64 if real_backend else 32 if config.latency else 2)
     serve(args.host, args.port, workers, threads)
     return 0
+
+
+def banner(config: Config, url: str) -> str:
+    """What the server prints at start: where it is, its keys, and a call to paste.
+
+    The built-in development keys are public (the README lists them), so they are shown whole;
+    keys from ``--keys`` are masked.
+    """
+    from mockserver.store import redacted
+
+    dev_keys = config.keys == DEV_KEYS
+    lines = [
+        f"Image API mock on {url} (backend: {config.backend})",
+        f"  docs: {url}/docs",
+        f"  state: {redacted(config.state)}; rate limits: "
+        + ("per key, as the plans say" if config.rate_limits else "off"),
+        "  keys" + (" (the development keys, public):" if dev_keys else " (from --keys):"),
+    ]
+    for key, plan in config.keys.items():
+        lines.append(f"    {plan:<10} {key if dev_keys else mask(key)}")
+    key = next((k for k, plan in config.keys.items() if plan == "enterprise"), None)
+    if dev_keys and key:
+        lines += [
+            "  try it:",
+            f"    curl -s {url}/api/v1/generate -H 'Authorization: Bearer {key}' \\",
+            "      -H 'Content-Type: application/json' -d '{\"prompt\": \"a red fox\"}'",
+        ]
+    return "\n".join(lines)
 
 
 def serve(host: str, port: int, workers: int, threads: int) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 from prance import ResolvingParser
 
-DEFAULT_SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
+# A link to the top-level openapi.yaml in the repository; the spec itself in an installed wheel.
+DEFAULT_SPEC_PATH = Path(__file__).resolve().parent / "openapi.yaml"
 CATALOG_KEY = "x-imageapi-catalog"
 GENERATE_PATH = "/api/v1/generate"
 

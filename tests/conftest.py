@@ -64,6 +64,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Wait until the server *process* answers at *url*."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {process.stdout.read()}")
+        try:
+            requests.get(url + "/", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server at {url} did not start in {timeout} s")
+
+
 class RunningServer:
     """``python -m mockserver`` in a subprocess, as ``make run`` starts it."""
 
@@ -82,17 +96,11 @@ class RunningServer:
         self._wait_until_ready()
 
     def _wait_until_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.process.stdout.read()}")
-            try:
-                requests.get(self.url + "/", timeout=1)
-                return
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("server did not start")
+        try:
+            wait_for(self.url, self.process, timeout)
+        except RuntimeError:
+            self.stop()
+            raise
 
     def alive(self) -> bool:
         response = requests.get(self.url + "/api/v1/models", headers=auth(), timeout=10)

@@ -71,6 +71,31 @@ def test_docs_page_try_it_shows_the_image(server, page):
     (SCREENSHOTS / "placeholder.png").write_bytes(base64.b64decode(data_url.split(",", 1)[1]))
 
 
+def test_docs_page_tables_the_rules(server, page):
+    page.goto(server.url + "/")  # redirected to /docs
+    assert page.url == server.url + "/docs"
+    rows = page.locator("#catalog tbody tr")
+    rows.first.wait_for(timeout=20_000)
+    cells = [row.split("\t") for row in rows.all_inner_texts()]
+    assert len(cells) == 9
+    lightning = next(row for row in cells if row[0] == "sdxl-lightning")
+    assert lightning[2:7] == ["8", "4", "50", "yes", "basic, pro, enterprise"]
+    plans = [row.split("\t") for row in page.locator("#plans tbody tr").all_inner_texts()]
+    assert plans[0][:2] == ["free", "10"]
+    assert plans[0][2] == "flux-schnell, sdxl-turbo, sd-1.5"
+    # The request body reads as a schema, not as "object | ((any & any & ...) & any)".
+    operation = page.locator("#operations-generation-generateImage")
+    operation.locator(".opblock-summary").click()
+    operation.get_by_role("tab", name="Schema").first.click()
+    schema = operation.locator(".model-box").first
+    schema.wait_for(timeout=10_000)
+    assert "any &" not in operation.inner_text()
+    assert "in the table at the top of this page" in schema.inner_text()
+    assert "num_inference_steps" in schema.inner_text()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#rules").screenshot(path=str(SCREENSHOTS / "docs-rules.png"))
+
+
 PAGE = """<!doctype html><html><body>
 <p>status <span id="status">-</span>, limited <span id="limited">-</span></p>
 <img id="image" alt="generated">

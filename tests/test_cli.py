@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
-from mockserver.cli import build_parser, environment_from_args
+from mockserver.cli import banner, build_parser, environment_from_args
+from mockserver.config import DEV_KEYS, Config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,3 +90,21 @@ def test_config_from_environment(tmp_path):
     assert (config.latency, config.journal_size) == ("realistic", 5)
     assert config.cors_origins == ["http://a", "http://b"]
     assert Config.from_env({}) == Config()
+
+
+def test_the_banner_shows_the_public_dev_keys_and_a_call_that_works(server):
+    text = banner(Config(), server.url)
+    assert f"{server.url}/docs" in text
+    for key in DEV_KEYS:
+        assert key in text
+    call = text[text.index("curl ") :]
+    result = subprocess.run(["bash", "-c", call], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["images"][0]["data_url"].startswith("data:image/png")
+
+
+def test_the_banner_masks_keys_from_a_key_file():
+    secret = "alice-3f9a1c2e7b4d5a6f"
+    text = banner(Config(keys={secret: "pro"}), "http://0.0.0.0:9000")
+    assert secret not in text and "curl" not in text
+    assert "http://0.0.0.0:9000/docs" in text

@@ -1,0 +1,139 @@
+"""The three distributions, as a user gets them: each wheel built with ``python -m build``,
+installed into a fresh empty venv, and used from outside the repository."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+import requests
+
+from scripts.contract_prism import start_prism
+from tests.conftest import KEY_FOR_PLAN, ROOT, free_port, wait_for
+
+DISTS = {  # distribution -> the folder whose pyproject.toml builds it
+    "imageapi-mock": ROOT,
+    "imageapi-contract": ROOT / "packages" / "imageapi-contract",
+    "imageapi-client": ROOT / "packages" / "imageapi-client",
+}
+PRISM = ROOT / ".tools" / "node_modules" / ".bin" / "prism"
+KEYS_ENV = {f"IMAGEAPI_KEY_{plan.upper()}": key for plan, key in KEY_FOR_PLAN.items()}
+
+
+@pytest.fixture(scope="session")
+def venvs(tmp_path_factory) -> dict[str, Path]:
+    """Each distribution's wheel installed alone into a new venv; the venvs' bin folders."""
+    work = tmp_path_factory.mktemp("dists")
+    for folder in DISTS.values():
+        subprocess.run(
+            [sys.executable, "-m", "build", "--outdir", work / "dist", folder],
+            check=True,
+            capture_output=True,
+        )
+    installs = {}
+    for name in DISTS:
+        home = work / name
+        venv.create(home, with_pip=True)
+        [wheel] = (work / "dist").glob(name.replace("-", "_") + "-*.whl")
+        installs[name] = subprocess.Popen(
+            [home / "bin" / "pip", "install", "--quiet", "--disable-pip-version-check", wheel],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    for name, install in installs.items():  # the three installs run side by side
+        output, _ = install.communicate(timeout=600)
+        assert install.returncode == 0, f"{name} does not install:\n{output[-3000:]}"
+    return {name: work / name / "bin" for name in DISTS}
+
+
+@pytest.fixture(scope="session")
+def installed_mock(venvs, tmp_path_factory):
+    """``imageapi-mock`` from its wheel, run from an empty folder: nothing of the repository."""
+    port = free_port()
+    process = subprocess.Popen(
+        [venvs["imageapi-mock"] / "imageapi-mock", "--port", str(port), "--workers", "1"],
+        cwd=tmp_path_factory.mktemp("elsewhere"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for(url, process)
+    yield url
+    process.terminate()
+    process.communicate(timeout=10)
+
+
+def test_the_installed_mock_serves_the_seed_call(installed_mock):
+    answer = requests.post(
+        installed_mock + "/api/v1/generate",
+        headers={"Authorization": f"Bearer {KEY_FOR_PLAN['basic']}"},
+        json={
+            "prompt": "a cinematic mountain landscape at sunrise",
+            "model": "sdxl-lightning",
+            "width": 1024,
+            "height": 1024,
+            "num_inference_steps": 8,
+        },
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text[:500]
+    assert answer.json()["images"][0]["data_url"].startswith("data:image/png;base64,")
+    spec = requests.get(installed_mock + "/openapi.yaml", timeout=30)
+    assert spec.content == (ROOT / "openapi.yaml").read_bytes()  # the bundled spec
+
+
+def run_contract(venvs, base_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [venvs["imageapi-contract"] / "imageapi-contract", "--base-url", base_url, *args],
+        cwd=cwd,
+        env={**os.environ, **KEYS_ENV},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_the_installed_suite_passes_against_the_mock(venvs, installed_mock, tmp_path):
+    result = run_contract(venvs, installed_mock, tmp_path, "-q", "--junitxml", "contract.xml")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert re.search(r"\b(\d{2,}) passed\b", result.stdout), result.stdout[-2000:]
+    assert " failed" not in result.stdout
+    assert (tmp_path / "contract.xml").exists()
+
+
+@pytest.mark.skipif(not PRISM.exists(), reason="Prism is installed by make test (.tools)")
+def test_the_installed_suite_fails_against_prism(venvs, tmp_path):
+    port = free_port()
+    prism = start_prism(str(PRISM), port)
+    try:
+        result = run_contract(venvs, f"http://127.0.0.1:{port}", tmp_path, "-q", "-x")
+    finally:
+        prism.terminate()
+        prism.wait(timeout=10)
+    assert result.returncode == 1, result.stdout[-4000:]
+    assert re.search(r"\b1 failed\b", result.stdout), result.stdout[-2000:]
+
+
+def test_the_client_readme_example_runs(venvs, installed_mock, tmp_path):
+    readme = (DISTS["imageapi-client"] / "README.md").read_text(encoding="utf-8")
+    [example] = re.findall(r"```python\n(.*?)```", readme, re.S)
+    result = subprocess.run(
+        [venvs["imageapi-client"] / "python", "-c", example.replace(MOCK_URL, installed_mock)],
+        cwd=tmp_path,  # the client comes from the venv, not from the repository
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    seed, data_url = result.stdout.split()
+    assert int(seed) >= 0 and data_url.startswith("data:image/png;base64,")
+
+
+MOCK_URL = "http://127.0.0.1:8000"
