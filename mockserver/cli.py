@@ -206,7 +206,7 @@ def banner(config: Config, url: str) -> str:
     lines = [
         f"Image API mock on {url} (backend: {config.backend})",
         f"  docs: {url}/docs",
-        f"  state: {redacted(config.state)}; rate limits: "
+        f"  state: {redacted(config.state) if config.state else 'in memory'}; rate limits: "
         + ("per key, as the plans say" if config.rate_limits else "off"),
         "  keys" + (" (the development keys, public):" if dev_keys else " (from --keys):"),
     ]

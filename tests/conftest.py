@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -92,6 +93,7 @@ class RunningServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # its own process group, so that stop() reaches the workers
         )
         self._wait_until_ready()
 
@@ -111,7 +113,8 @@ class RunningServer:
         try:
             output, _ = self.process.communicate(timeout=10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            # Workers left behind would hold stdout open and communicate() would wait forever.
+            os.killpg(self.process.pid, signal.SIGKILL)
             output, _ = self.process.communicate()
         return output
 
