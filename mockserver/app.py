@@ -244,6 +244,7 @@ def create_app(
     journal = Journal(config.journal_path, config.journal_size) if config.journal_size else None
 
     app = Flask(__name__)
+    app.url_map.merge_slashes = False  # `//` is a 404, not a redirect built from the Host header
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes + 1
     app.extensions["imageapi"] = live
     app.after_request(_cors(config.cors_origins))

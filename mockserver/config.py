@@ -35,6 +35,8 @@ class Config:
     journal_size: int = 200  # requests kept by the journal; 0 turns it off
     journal_path: str = ":memory:"  # a SQLite file shares the journal between workers
     reload: bool = True  # follow edits of the spec file
+    body_timeout_s: float = 10.0  # a request body must arrive within this, or 408
+    work_slots: int | None = None  # requests running the app at once per worker (None: any)
 
     @classmethod
     def from_env(cls, environ=os.environ) -> Config:
@@ -52,6 +54,8 @@ class Config:
             "MOCKSERVER_JOURNAL_SIZE": ("journal_size", int),
             "MOCKSERVER_JOURNAL": ("journal_path", str),
             "MOCKSERVER_RELOAD": ("reload", _flag),
+            "MOCKSERVER_BODY_TIMEOUT": ("body_timeout_s", float),
+            "MOCKSERVER_WORK_SLOTS": ("work_slots", int),
         }
         for variable, (attribute, read) in readers.items():
             if variable in environ:
