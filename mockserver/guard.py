@@ -5,8 +5,12 @@ then blocks that thread, without a deadline, until the body's bytes come. A clie
 body at one byte a second would hold a thread for as long as it likes, and a few such clients
 would hold them all. So the guard:
 
-- reads the body on a reader thread, waiting at most ``body_timeout_s`` for all of it, and
-  answers ``408 request_timeout`` (and closes the connection) when it does not come in time;
+- reads the whole body before the app runs, outside the work slots, and answers
+  ``408 request_timeout`` (closing the connection) to a body that took longer than
+  ``body_timeout_s`` to arrive. The read itself cannot be cut short: granian's ``wsgi.input``
+  has no timeout, and a read abandoned on another thread was found here to stall the whole
+  worker once its request was answered. The deadline therefore tells a slow client so, and the
+  waiting costs nothing but an idle thread;
 - lets at most ``work_slots`` requests of a worker run the app at once: the thread pool is large,
   so that waiting on a body costs a cheap, idle thread, while CPU work stays as parallel as it was;
 - refuses request heads larger than the app means to read (``414 uri_too_long``,
@@ -28,7 +32,7 @@ BODY_TIMEOUT_S = 10.0
 MAX_URI_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 # Threads per worker, beyond its work slots, that may wait for a body to arrive (each costs
-# little: it sleeps in granian's Rust code, without the GIL), and as many reader threads.
+# little: it sleeps in granian's Rust code, without the GIL).
 WAITING_THREADS = 256
 
 _REASONS = {408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large"}
@@ -85,7 +89,7 @@ class Guard:
         return None
 
     def _buffer_body(self, environ: dict) -> Problem | None:
-        """Read the whole body into memory within the deadline, or say why not.
+        """Read the whole body into memory, or say why not (too late: 408).
 
         A body declared larger than allowed is left unread: the app refuses it with a 413 from
         its ``Content-Length`` alone. A chunked one is read up to one byte past the limit, so
