@@ -17,7 +17,7 @@ TYPESCRIPT_VERSION := 5.9.3
 OPENAPI_FETCH_VERSION := 0.17.0
 NODE_TYPES_VERSION := 20.19.43
 
-.PHONY: install dists run test lint format bench bench-gpu st contract contract-prism mutants client client-check clean
+.PHONY: install dists run test lint format bench bench-gpu bench-slow fuzz st contract contract-prism mutants client client-check clean
 
 install: $(STAMP)
 
@@ -101,6 +101,12 @@ KEY ?= sk_test_enterprise_0123456789abcdef
 st: $(STAMP)
 	$(BIN)/st run openapi.yaml --url $(URL) --checks all -H "Authorization: Bearer $(KEY)"
 
+# `st run --checks all` with at least 10,000 generated cases against a mock this target starts
+# (the fuzzing phase draws up to FUZZ_EXAMPLES per operation, in both positive and negative mode).
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(STAMP)
+	$(BIN)/python scripts/fuzz.py --max-examples $(FUZZ_EXAMPLES) --workers 2 --no-color
+
 # The contract suite: the mock in-process by default, or any deployment:
 #   make contract BASE_URL=https://imageapi.org MAX_BILLABLE=20 JUNIT=contract.xml
 # with keys in IMAGEAPI_KEY_FREE, IMAGEAPI_KEY_BASIC, IMAGEAPI_KEY_PRO, IMAGEAPI_KEY_ENTERPRISE.
@@ -119,6 +125,10 @@ bench: $(STAMP) $(TOOLS)/.installed $(REDIS_SERVER)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/bench_server.py --prism $(TOOLS)/node_modules/.bin/prism
 	$(BIN)/python bench/bench_png.py
+
+# A normal request's latency while 64 clients send their bodies at one byte a second.
+bench-slow: $(STAMP)
+	$(BIN)/python bench/bench_slow_clients.py
 
 # On a machine with an NVIDIA GPU: plain diffusers vs the diffusers backend on full-size SDXL.
 bench-gpu: $(STAMP)

@@ -44,6 +44,7 @@ def create_app(
     runtime = Runtime(config, loaded, backend, store, spec_path=follow, spec_stamp=stamp)
 
     app = Flask(__name__)
+    app.url_map.merge_slashes = False  # `//` is a 404, not a redirect built from the Host header
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes + 1
     app.extensions["imageapi"] = runtime
     app.register_blueprint(create_api(runtime))

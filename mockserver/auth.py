@@ -8,15 +8,13 @@ import re
 from collections.abc import Mapping
 
 from mockserver.problems import Problem
+from mockserver.redact import mask  # what logs and messages show of a key: none of it
+
+__all__ = ["REALM", "KeyStore", "mask"]
 
 REALM = 'Bearer realm="imageapi"'
 # RFC 6750 section 2.1: "Bearer" 1*SP b64token. Exactly one space: stray whitespace is malformed.
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9\-._~+/]+=*)")
-
-
-def mask(key: str) -> str:
-    """What may be shown of a key: its first eight characters."""
-    return key[:8] + "…" if len(key) > 8 else "…"
 
 
 def _digest(key: str) -> bytes:

@@ -14,6 +14,7 @@ from pathlib import Path
 from mockserver.auth import mask
 from mockserver.backends import BackendError, available_backends
 from mockserver.config import DEV_KEYS, Config
+from mockserver.guard import WAITING_THREADS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,13 +228,15 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     from granian import Granian
     from granian.constants import Interfaces
 
+    # Work slots bound the app's parallelism; the extra threads only wait on slow bodies.
+    os.environ.setdefault("MOCKSERVER_WORK_SLOTS", str(threads))
     Granian(
         "mockserver.wsgi:app",
         address=host,
         port=port,
         interface=Interfaces.WSGI,
         workers=workers,
-        blocking_threads=threads,
+        blocking_threads=threads + WAITING_THREADS,
         websockets=False,
         respawn_failed_workers=True,
         log_access=False,

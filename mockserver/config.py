@@ -39,6 +39,8 @@ class Config:
     # sqlite:///PATH (the workers of one host) or redis://HOST:PORT/DB (any number of hosts).
     state: str | None = None
     reload: bool = True  # follow edits of the spec file
+    body_timeout_s: float = 10.0  # a request body must arrive within this, or 408
+    work_slots: int | None = None  # requests running the app at once per worker (None: any)
 
     @classmethod
     def from_env(cls, environ=os.environ) -> Config:
@@ -56,6 +58,8 @@ class Config:
             "MOCKSERVER_JOURNAL_SIZE": ("journal_size", int),
             "MOCKSERVER_STATE": ("state", str),
             "MOCKSERVER_RELOAD": ("reload", _flag),
+            "MOCKSERVER_BODY_TIMEOUT": ("body_timeout_s", float),
+            "MOCKSERVER_WORK_SLOTS": ("work_slots", int),
         }
         for variable, (attribute, read) in readers.items():
             if variable in environ:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import requests
 
 from mockserver.app import create_app
+from mockserver.auth import mask
 from mockserver.config import Config
 from mockserver.journal import Journal, mask_keys
 from mockserver.store import EmbeddedStore
@@ -12,8 +13,10 @@ from tests.conftest import KEY_FOR_PLAN, auth
 
 
 def test_mask_keys():
-    assert mask_keys("Bearer sk_test_pro_0123456789abcdef") == "Bearer sk_test_…"
-    assert mask_keys('{"note": "sk_live_abcdefgh12345"}') == '{"note": "sk_live_…"}'
+    key = "sk_test_pro_0123456789abcdef"
+    assert mask_keys(f"Bearer {key}") == f"Bearer {mask(key)}"
+    live = "sk_live_abcdefgh12345"
+    assert mask_keys(f'{{"note": "{live}"}}') == f'{{"note": "{mask(live)}"}}'
 
 
 def test_requests_are_journaled_with_keys_masked(spec):
@@ -30,7 +33,7 @@ def test_requests_are_journaled_with_keys_masked(spec):
     assert entries[2]["method"] == "POST" and entries[2]["path"] == "/api/v1/generate"
     text = client.get("/__admin/requests").get_data(as_text=True)
     assert KEY_FOR_PLAN["pro"] not in text and "sk_wrong_key_123" not in text
-    assert entries[2]["headers"]["Authorization"] == "Bearer sk_test_…"
+    assert entries[2]["headers"]["Authorization"] == f"Bearer {mask(KEY_FOR_PLAN['pro'])}"
 
 
 def test_the_journal_keeps_the_last_n_and_can_be_cleared():

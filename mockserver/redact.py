@@ -1,0 +1,92 @@
+"""Secrets out of anything shown or stored, found by where they sit rather than by what they
+look like: a key of any shape (``sk_...`` or not, dotted, Basic) is masked whole.
+
+- ``redact_headers(headers)``: the whole credential of ``Authorization`` and
+  ``Proxy-Authorization`` (the scheme stays), every value of ``Cookie`` and ``Set-Cookie``;
+- ``redact_query(query)``: the values of query parameters whose names look like credentials;
+- ``redact_text(text, secrets)``: every occurrence of the given secrets in free text;
+- ``mask(secret)``: what is shown in place of one secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from urllib.parse import parse_qsl, quote
+
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization"})
+COOKIE_HEADERS = frozenset({"cookie", "set-cookie"})
+# Query parameter names that carry credentials, matched whole or as a `_`/`-` separated part.
+_SECRET_NAME = re.compile(
+    r"(?:^|[_\-.])(?:api[_\-]?key|key|token|access[_\-]?token|auth|authorization|secret|"
+    r"client[_\-]?secret|password|passwd|pwd|signature|sig|session|credential|credentials|"
+    r"jwt|bearer)(?:$|[_\-.])",
+    re.IGNORECASE,
+)
+
+
+def mask(secret: str) -> str:
+    """A stand-in for *secret* that shows none of it: a short SHA-256 fingerprint, so that log
+    lines about the same key can be told apart from those about another."""
+    digest = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"[redacted {digest}]"
+
+
+def redact_credential(value: str) -> str:
+    """An ``Authorization`` value with its credential masked and its scheme kept."""
+    scheme, space, credential = value.strip().partition(" ")
+    if not space:  # no scheme: the whole value is the credential
+        return mask(scheme) if scheme else value
+    return f"{scheme} {mask(credential.strip())}"
+
+
+def redact_cookies(value: str) -> str:
+    """A ``Cookie`` or ``Set-Cookie`` value with every cookie's value masked.
+
+    Set-Cookie attributes (``Path=/``, ``HttpOnly``) are masked too: telling them from cookies
+    would take parsing that a log line does not need.
+    """
+    parts = []
+    for part in value.split(";"):
+        name, equals, cookie = part.partition("=")
+        parts.append(f"{name}={mask(cookie.strip())}" if equals else part)
+    return ";".join(parts)
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """A copy of *headers* with credentials and cookies masked; other values as they were."""
+    redacted = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered in CREDENTIAL_HEADERS:
+            value = redact_credential(value)
+        elif lowered in COOKIE_HEADERS:
+            value = redact_cookies(value)
+        redacted[name] = value
+    return redacted
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name))
+
+
+def redact_query(query: str) -> str:
+    """A query string with the values of credential-like parameters masked."""
+    if not query:
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(is_secret_name(name) for name, _ in pairs):
+        return query
+    return "&".join(
+        f"{quote(name, safe='')}={mask(value) if is_secret_name(name) else quote(value, safe='')}"
+        for name, value in pairs
+    )
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    """*text* with every occurrence of each secret masked (longest first, so that a secret
+    containing another is masked whole)."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, mask(secret))
+    return text
