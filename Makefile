@@ -48,6 +48,7 @@ test: $(STAMP) lint client-check $(CHROMIUM)
 lint: $(STAMP) $(TOOLS)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/openapi-spec-validator openapi.yaml
 	$(TOOLS)/node_modules/.bin/redocly lint openapi.yaml
 

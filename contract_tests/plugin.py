@@ -2,28 +2,46 @@
 
 pytest contract_tests                            # the mock, in-process
 pytest contract_tests --base-url URL             # any deployment
+pytest contract_tests --base-url URL -n auto     # in parallel (pytest-xdist), one budget
 pytest contract_tests --app tests.mutants:lift_step_caps   # another WSGI app in-process
 
-`contract_tests/conftest.py` loads this module; installed as a package it can be a `pytest11`
+`contract_tests/conftest.py` loads this module; installed as a package it is a `pytest11`
 plugin, and `pytest --pyargs contract_tests` runs the suite.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import random
+import shutil
+import tempfile
+from functools import partial
+from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
+from contract_tests.checks import retry_delay
+from contract_tests.redact import Credentials
 from contract_tests.spec import Contract, load_contract
-from contract_tests.target import Billing, BudgetExhausted, HttpTarget, WsgiTarget
+from contract_tests.target import Billing, HttpTarget, WsgiTarget
 
 KEY_VARIABLE = "IMAGEAPI_KEY_{}"
 DEFAULT_APP = "mockserver.app:create_app"
+# The mock's development keys, as the README documents them (tests/test_contract_plugin.py
+# checks that the mock agrees); the suite never imports the server to learn them.
+DEV_KEYS = {
+    "free": "sk_test_free_0123456789abcdef",
+    "basic": "sk_test_basic_0123456789abcdef",
+    "pro": "sk_test_pro_0123456789abcdef",
+    "enterprise": "sk_test_enterprise_0123456789abcdef",
+}
 BILLING = pytest.StashKey[Billing]()
+CREDENTIALS = pytest.StashKey[Credentials]()
 TARGET = pytest.StashKey[object]()
+SHARED_DIR = pytest.StashKey[Path]()
 
 settings.register_profile(
     "ci",
@@ -38,6 +56,14 @@ settings.register_profile(
     deadline=None,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+# A first look, or a check of the suite's own outputs: few examples, no shrinking
+# (--hypothesis-profile=quick).
+settings.register_profile(
+    "quick",
+    parent=settings.get_profile("ci"),
+    max_examples=5,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
@@ -65,15 +91,64 @@ def pytest_addoption(parser):
         "--max-billable",
         type=int,
         default=None,
-        help="at most this many requests that are expected to make images (default: no limit)",
+        help="at most this many requests that are expected to make images, across all "
+        "workers; 429 retries of such requests count too (default: no limit)",
     )
+    group.addoption(
+        "--origin",
+        default=None,
+        help="the Origin to send in CORS checks, for a target that allows a fixed list of "
+        "origins (default: arbitrary generated origins)",
+    )
+    group.addoption(
+        "--max-rate-limit-wait",
+        type=float,
+        default=120.0,
+        help="seconds one request may spend waiting out 429s (Retry-After) before the answer "
+        "counts as a failure (default: 120)",
+    )
+    group.addoption(
+        "--check-rate-limits",
+        action="store_true",
+        help="also test the rate limit itself: spends a minute's quota of one key and waits "
+        "for it to come back; run it alone (-k rate_limit), not beside other tests",
+    )
+
+
+def is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
-    # Print a seed in every run, so that any run can be repeated with --hypothesis-seed.
-    if not os.environ.get("CI") and config.getoption("hypothesis_seed", None) is None:
-        config.option.hypothesis_seed = random.getrandbits(32)
+    # One seed for the run, printed in the header, and the same in every xdist worker, so that
+    # any run can be repeated with --hypothesis-seed.
+    if is_worker(config):
+        config.option.hypothesis_seed = config.workerinput["contract_seed"]
+        shared = Path(config.workerinput["contract_shared_dir"])
+    else:
+        if not os.environ.get("CI") and config.getoption("hypothesis_seed", None) is None:
+            config.option.hypothesis_seed = random.getrandbits(32)
+        shared = Path(tempfile.mkdtemp(prefix="contract-tests-"))
+    config.stash[SHARED_DIR] = shared
+    config.stash[BILLING] = Billing(config.getoption("max_billable"), shared / "billing.json")
+    credentials = Credentials()
+    for plan, key in plan_keys(config).items():
+        credentials.add_known(key, KEY_VARIABLE.format(plan.upper()))
+    config.stash[CREDENTIALS] = credentials
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """pytest-xdist: every worker shares the controller's seed and billable budget."""
+    node.workerinput["contract_seed"] = node.config.getoption("hypothesis_seed", None)
+    node.workerinput["contract_shared_dir"] = str(node.config.stash[SHARED_DIR])
+
+
+def pytest_unconfigure(config):
+    shared = config.stash.get(SHARED_DIR, None)
+    if shared is not None and not is_worker(config):
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def pytest_report_header(config):
@@ -84,8 +159,20 @@ def pytest_report_header(config):
     return [
         f"contract target: {target}",
         f"hypothesis: {mode}",
-        f"billable budget: {'none' if budget is None else budget}",
+        f"billable budget: {'none' if budget is None else budget} (shared by all workers)",
     ]
+
+
+def plan_keys(config) -> dict[str, str | None]:
+    """The API key of each plan: IMAGEAPI_KEY_<PLAN>, else the mock's development key when the
+    target is the mock (in-process, or by URL with --dev-keys)."""
+    defaults = {}
+    if not config.getoption("base_url") or config.getoption("dev_keys"):
+        defaults = DEV_KEYS
+    return {
+        plan: os.environ.get(KEY_VARIABLE.format(plan.upper())) or defaults.get(plan)
+        for plan in load_contract().plans
+    }
 
 
 @pytest.fixture(scope="session")
@@ -94,43 +181,30 @@ def contract() -> Contract:
 
 
 @pytest.fixture(scope="session")
-def keys(pytestconfig, contract) -> dict[str, str | None]:
-    """The API key of each plan: IMAGEAPI_KEY_<PLAN>, else the mock's development key when the
-    target is the mock (in-process, or by URL with --dev-keys)."""
-    defaults = {}
-    if not pytestconfig.getoption("base_url") or pytestconfig.getoption("dev_keys"):
-        from mockserver.config import DEV_KEYS
-
-        defaults = {plan: key for key, plan in DEV_KEYS.items()}
-    return {
-        plan: os.environ.get(KEY_VARIABLE.format(plan.upper())) or defaults.get(plan)
-        for plan in contract.plans
-    }
+def keys(pytestconfig) -> dict[str, str | None]:
+    return plan_keys(pytestconfig)
 
 
 @pytest.fixture(scope="session")
 def billing(pytestconfig) -> Billing:
-    billing = Billing(pytestconfig.getoption("max_billable"))
-    pytestconfig.stash[BILLING] = billing
-    return billing
+    return pytestconfig.stash[BILLING]
 
 
 @pytest.fixture(scope="session")
-def target(pytestconfig, billing, keys):
-    # Keys that came from the environment are printed as their variables, never as values.
-    secrets = {
-        key: KEY_VARIABLE.format(plan.upper())
-        for plan, key in keys.items()
-        if key and os.environ.get(KEY_VARIABLE.format(plan.upper()))
+def target(pytestconfig, billing, contract):
+    options = {
+        "credentials": pytestconfig.stash[CREDENTIALS],
+        "retry_delay": partial(retry_delay, contract=contract),
+        "max_wait": pytestconfig.getoption("max_rate_limit_wait"),
     }
     base_url = pytestconfig.getoption("base_url")
     if base_url:
         timeout = pytestconfig.getoption("request_timeout")
-        made = HttpTarget(base_url, billing, timeout=timeout, secrets=secrets)
+        made = HttpTarget(base_url, billing, timeout=timeout, **options)
     else:
         module, _, factory = pytestconfig.getoption("app").partition(":")
         app = getattr(importlib.import_module(module), factory)()
-        made = WsgiTarget(app, billing, secrets=secrets)
+        made = WsgiTarget(app, billing, **options)
     pytestconfig.stash[TARGET] = made
     return made
 
@@ -138,14 +212,7 @@ def target(pytestconfig, billing, keys):
 @pytest.fixture
 def reserve_billable(billing):
     """Call before a request expected to make an image; skips the test once the budget is spent."""
-
-    def reserve() -> None:
-        try:
-            billing.reserve()
-        except BudgetExhausted as exc:
-            pytest.skip(str(exc))
-
-    return reserve
+    return billing.reserve
 
 
 def key_for(keys: dict, plan: str) -> str:
@@ -166,23 +233,64 @@ def key_including(contract: Contract, keys: dict, model: str) -> str:
     pytest.skip(f"no key for a plan that includes {model}: set one of {variables}")
 
 
+# Reporting: a curl per failure, and no credential in any report ---------------------------------
+
+
+class RedactedRepr:
+    """A failure's text with every credential cut out; it prints, and goes into the JUnit file,
+    as the original would have."""
+
+    def __init__(self, text: str, reprcrash):
+        self.text = text
+        self.reprcrash = reprcrash
+
+    def toterminal(self, tw) -> None:
+        for line in self.text.splitlines():
+            tw.line(line, red=line.startswith("E "))
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def redact_report(report, credentials: Credentials) -> None:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # a skip: (path, line, reason)
+        report.longrepr = (*longrepr[:2], credentials.redact(str(longrepr[2])))
+    elif longrepr is not None:
+        crash = getattr(longrepr, "reprcrash", None)
+        if crash is not None:
+            crash = dataclasses.replace(crash, message=credentials.redact(crash.message))
+        report.longrepr = RedactedRepr(credentials.redact(str(longrepr)), crash)
+    report.sections = [(title, credentials.redact(content)) for title, content in report.sections]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     target = item.config.stash.get(TARGET, None)
-    if target is None:
-        return
-    if report.when == "call" and report.failed and target.exchanges:
+    if target is not None and report.when == "call" and report.failed and target.exchanges:
         recent = target.exchanges[-3:]
         lines = [f"# -> {exchange.status}\n{target.curl(exchange)}" for exchange in recent]
         report.sections.append(("Reproduce (last requests, newest last)", "\n".join(lines)))
-    if report.when == "teardown":
+    if target is not None and report.when == "teardown":
         target.exchanges.clear()
+    redact_report(report, item.config.stash[CREDENTIALS])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    redact_report(outcome.get_result(), collector.config.stash[CREDENTIALS])
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    billing = config.stash.get(BILLING, None)
-    if billing is not None:
-        budget = "no limit" if billing.limit is None else f"budget {billing.limit}"
-        terminalreporter.write_line(f"billable requests made: {billing.made} ({budget})")
+    if is_worker(config):
+        return
+    billing = config.stash[BILLING]
+    counts = billing.counts()
+    budget = "no limit" if billing.limit is None else f"budget {billing.limit}"
+    terminalreporter.write_line(
+        f"billable requests made: {counts['made']} ({budget}; {counts['reserved']} reserved; "
+        f"{counts['waited']} answers of 429 waited out)"
+    )
