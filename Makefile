@@ -87,10 +87,11 @@ st: $(STAMP)
 	$(BIN)/st run openapi.yaml --url $(URL) --checks all -H "Authorization: Bearer $(KEY)"
 
 # The contract suite: the mock in-process by default, or any deployment:
-#   make contract BASE_URL=https://imageapi.org MAX_BILLABLE=20 JUNIT=contract.xml
+#   make contract BASE_URL=https://imageapi.org MAX_BILLABLE=20 JUNIT=contract.xml WORKERS=auto
 # with keys in IMAGEAPI_KEY_FREE, IMAGEAPI_KEY_BASIC, IMAGEAPI_KEY_PRO, IMAGEAPI_KEY_ENTERPRISE.
 CONTRACT_ARGS = $(if $(BASE_URL),--base-url $(BASE_URL)) \
-	$(if $(MAX_BILLABLE),--max-billable $(MAX_BILLABLE)) $(if $(JUNIT),--junitxml $(JUNIT))
+	$(if $(MAX_BILLABLE),--max-billable $(MAX_BILLABLE)) $(if $(JUNIT),--junitxml $(JUNIT)) \
+	$(if $(WORKERS),-n $(WORKERS)) $(if $(ORIGIN),--origin $(ORIGIN))
 contract: $(STAMP)
 	$(BIN)/python -m pytest contract_tests $(CONTRACT_ARGS)
 
