@@ -28,4 +28,4 @@ def test_the_contract_suite_kills(outcomes, mutant):
 @pytest.mark.parametrize("target", list(EQUIVALENT))
 def test_no_false_alarm(outcomes, target):
     code, first_failure, _ = outcomes[target]
-    assert code == 0, f"the suite failed against {target}, which keeps the contract: {first_failure}"
+    assert code == 0, f"a false alarm against {target}, which keeps the contract: {first_failure}"
