@@ -64,6 +64,7 @@ test: $(STAMP) lint client-check $(CHROMIUM) $(REDIS_SERVER)
 lint: $(STAMP) $(TOOLS)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/openapi-spec-validator openapi.yaml
 	$(TOOLS)/node_modules/.bin/redocly lint openapi.yaml
 
@@ -108,10 +109,11 @@ fuzz: $(STAMP)
 	$(BIN)/python scripts/fuzz.py --max-examples $(FUZZ_EXAMPLES) --workers 2 --no-color
 
 # The contract suite: the mock in-process by default, or any deployment:
-#   make contract BASE_URL=https://imageapi.org MAX_BILLABLE=20 JUNIT=contract.xml
+#   make contract BASE_URL=https://imageapi.org MAX_BILLABLE=20 JUNIT=contract.xml WORKERS=auto
 # with keys in IMAGEAPI_KEY_FREE, IMAGEAPI_KEY_BASIC, IMAGEAPI_KEY_PRO, IMAGEAPI_KEY_ENTERPRISE.
 CONTRACT_ARGS = $(if $(BASE_URL),--base-url $(BASE_URL)) \
-	$(if $(MAX_BILLABLE),--max-billable $(MAX_BILLABLE)) $(if $(JUNIT),--junitxml $(JUNIT))
+	$(if $(MAX_BILLABLE),--max-billable $(MAX_BILLABLE)) $(if $(JUNIT),--junitxml $(JUNIT)) \
+	$(if $(WORKERS),-n $(WORKERS)) $(if $(ORIGIN),--origin $(ORIGIN))
 contract: $(STAMP)
 	$(BIN)/python -m pytest contract_tests $(CONTRACT_ARGS)
 

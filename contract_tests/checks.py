@@ -68,3 +68,36 @@ def decode(data_url: str, media_type: str) -> Image.Image:
     image = Image.open(io.BytesIO(base64.b64decode(data, validate=True)))
     image.load()  # decode every pixel: a truncated or corrupt image raises here
     return image
+
+
+def assert_rate_limited(reply: Reply, contract: Contract) -> int:
+    """*reply* is a 429 the contract allows: a problem with every header the spec requires on
+    a 429 (``Retry-After``, and the RateLimit fields once the spec documents them); returns
+    the seconds ``Retry-After`` asks a client to wait."""
+    assert_problem(reply, 429, None, contract)
+    missing = [name for name in contract.required_headers(429) if name not in reply.headers]
+    assert not missing, f"a 429 without {', '.join(missing)}: {dict(reply.headers)}"
+    retry_after = reply.headers["Retry-After"].strip()
+    assert retry_after.isdigit(), f"Retry-After must be whole seconds, not {retry_after!r}"
+    remaining = rate_limit_remaining(reply)
+    if remaining is not None:
+        assert remaining == 0, f"a 429 whose RateLimit says {remaining} requests remain"
+    return int(retry_after)
+
+
+def retry_delay(reply: Reply, contract: Contract) -> float:
+    """How long to wait before sending again a request that got *reply*, a 429."""
+    return float(assert_rate_limited(reply, contract))
+
+
+def rate_limit_remaining(reply: Reply) -> int | None:
+    """The remaining quota (``r``) of the RateLimit field (draft-ietf-httpapi-ratelimit-headers),
+    or None without one."""
+    field = reply.headers.get("RateLimit")
+    if not field:
+        return None
+    for parameter in field.split(";")[1:]:
+        name, _, value = parameter.strip().partition("=")
+        if name == "r" and value.strip().isdigit():
+            return int(value)
+    raise AssertionError(f"RateLimit without a remaining quota (r=N): {field!r}")

@@ -86,6 +86,38 @@ class Contract:
                     codes.update(part.get("properties", {}).get("code", {}).get("enum", []))
         return codes
 
+    def responses(self, status: int) -> list[dict]:
+        """The responses the spec documents for *status*, on any operation."""
+        return [
+            operation["responses"][str(status)]
+            for item in self.document["paths"].values()
+            for operation in item.values()
+            if str(status) in operation.get("responses", {})
+        ]
+
+    def required_headers(self, status: int) -> set[str]:
+        """The headers the spec requires on every *status* response it documents."""
+        named = [
+            {name for name, header in response.get("headers", {}).items() if header.get("required")}
+            for response in self.responses(status)
+        ]
+        return set.intersection(*named) if named else set()
+
+    def documented_headers(self) -> set[str]:
+        """Every response header the spec documents, on any response."""
+        return {
+            name
+            for item in self.document["paths"].values()
+            for operation in item.values()
+            for response in operation.get("responses", {}).values()
+            for name in response.get("headers", {})
+        }
+
+    @cached_property
+    def cors(self) -> dict:
+        """How browsers may call the API (`x-imageapi-cors`)."""
+        return self.document["x-imageapi-cors"]
+
     @cached_property
     def step_cap_code(self) -> str:
         return self.request_schema["properties"]["num_inference_steps"]["x-problem-code"]

@@ -1,39 +1,81 @@
 """Targets: where requests go. One interface, two small adapters: a WSGI app in-process, or a
 deployment by base URL. Every exchange is recorded so that a failure can print a curl command
-that repeats it, and every billable success is counted against the budget."""
+that repeats it (with every credential masked), every billable request is reserved against one
+budget shared by all workers, and a 429 is checked and waited out rather than failed."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shlex
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
 from werkzeug.test import Client
 
+from contract_tests.redact import Credentials
 from contract_tests.spec import GENERATE
 
 
-class BudgetExhausted(Exception):
-    """The run may make no more billable requests (``--max-billable``)."""
+class BudgetExhausted(pytest.skip.Exception):
+    """The run may make no more billable requests (``--max-billable``): the test is skipped."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
 
 
-@dataclass
+EMPTY = {"reserved": 0, "made": 0, "waited": 0}
+
+
 class Billing:
-    """Counts requests that made images (a 2xx from generate); the budget caps the planned ones."""
+    """The billable budget of the whole run, shared by all pytest-xdist workers through a small
+    file under an exclusive lock: a request is reserved before it is sent, so none is sent over
+    the budget, whichever worker sends it. A request that made images (a 2xx from generate) is
+    counted as made."""
 
-    limit: int | None = None
-    made: int = 0
+    def __init__(self, limit: int | None, path: Path):
+        self.limit = limit
+        self.path = path
+        self.path.touch(exist_ok=True)
+
+    @contextmanager
+    def _counts(self):
+        with self.path.open("r+") as file:
+            fcntl.flock(file, fcntl.LOCK_EX)
+            counts = {**EMPTY, **json.loads(file.read() or "{}")}
+            yield counts
+            file.seek(0)
+            file.truncate()
+            file.write(json.dumps(counts))
 
     def reserve(self) -> None:
-        """Call before a request that is expected to succeed."""
-        if self.limit is not None and self.made >= self.limit:
-            raise BudgetExhausted(f"the budget of {self.limit} billable requests is spent")
+        """Call before a request that is expected to make images; skips the test when the
+        budget is spent."""
+        with self._counts() as counts:
+            if self.limit is not None and counts["reserved"] >= self.limit:
+                raise BudgetExhausted(f"the budget of {self.limit} billable requests is spent")
+            counts["reserved"] += 1
 
     def record(self, method: str, path: str, status: int) -> None:
         if method == "POST" and path == GENERATE and 200 <= status < 300:
-            self.made += 1
+            with self._counts() as counts:
+                counts["made"] += 1
+
+    def note_wait(self) -> None:
+        """A 429 was waited out."""
+        with self._counts() as counts:
+            counts["waited"] += 1
+
+    def counts(self) -> dict[str, int]:
+        """Requests reserved and made, and 429s waited out, by all workers so far."""
+        with self._counts() as counts:
+            return dict(counts)
 
 
 @dataclass
@@ -44,7 +86,7 @@ class Reply:
 
     @property
     def media_type(self) -> str:
-        return self.headers.get("Content-Type", "").split(";")[0].strip()
+        return self.headers.get("Content-Type", "").split(";")[0].strip().lower()
 
     def json(self):
         return json.loads(self.body)
@@ -61,24 +103,60 @@ class Exchange:
 
 @dataclass
 class Target:
-    """Sends requests to the API under test."""
+    """Sends requests to the API under test.
+
+    *retry_delay(reply) -> seconds* checks a 429 against the contract (it raises if the 429 is
+    not one the contract allows) and says how long to wait; the request is then sent again,
+    at most *max_wait* seconds in all, each new try of a generation reserved as billable.
+    """
 
     base_url: str
     billing: Billing
-    secrets: dict[str, str] = field(default_factory=dict)  # key -> the variable that holds it
+    credentials: Credentials = field(default_factory=Credentials)
+    retry_delay: Callable[[Reply], float] | None = None
+    max_wait: float = 120.0
     exchanges: list[Exchange] = field(default_factory=list)
 
-    def request(self, method: str, path: str, *, headers=None, json_body=None, data=None) -> Reply:
+    def request(
+        self, method: str, path: str, *, headers=None, json_body=None, data=None, wait=True
+    ) -> Reply:
+        """Send a request; a 429 is checked and waited out unless *wait* is false."""
         headers = dict(headers or {})
         if json_body is not None:
             data = json.dumps(json_body).encode()
             headers.setdefault("Content-Type", "application/json")
-        exchange = Exchange(method, path, headers, data)
-        self.exchanges.append(exchange)
-        reply = self._send(method, path, headers, data)
-        exchange.status = reply.status
-        self.billing.record(method, path, reply.status)
-        return reply
+        self.credentials.note_request(path, headers)
+
+        def send() -> Reply:
+            exchange = Exchange(method, path, headers, data)
+            self.exchanges.append(exchange)
+            reply = self._send(method, path, headers, data)
+            exchange.status = reply.status
+            self.billing.record(method, path, reply.status)
+            return reply
+
+        if not wait:
+            return send()
+        return self.retrying(send, billable=method == "POST" and path == GENERATE)
+
+    def retrying(self, send, *, billable: bool, to_reply=lambda reply: reply):
+        """*send()* until its answer is not a 429 the contract allows, waiting as each 429
+        asks, at most *max_wait* seconds in all; a billable request is reserved again for
+        each new try. *to_reply* turns what *send* returns into a Reply."""
+        waited = 0.0
+        while True:
+            response = send()
+            reply = to_reply(response)
+            if reply.status != 429 or self.retry_delay is None:
+                return response
+            delay = self.retry_delay(reply)
+            if waited + delay > self.max_wait:
+                return response
+            if billable:
+                self.billing.reserve()
+            self.billing.note_wait()
+            time.sleep(delay)
+            waited += delay
 
     def generate(self, body, key: str | None, **kwargs) -> Reply:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -88,16 +166,16 @@ class Target:
         raise NotImplementedError
 
     def curl(self, exchange: Exchange) -> str:
-        """A shell command that repeats *exchange*; keys from the environment stay variables."""
-        parts = ["curl", "-i", "-X", exchange.method, shlex.quote(self.base_url + exchange.path)]
+        """A shell command that repeats *exchange*, every credential masked: a known key as the
+        variable that holds it (``$IMAGEAPI_KEY_PRO``), any other as ``***``."""
+        url = shlex.quote(self.base_url + self.credentials.mask_url(exchange.path))
+        parts = ["curl", "-i", "-X", exchange.method, url]
         for name, value in exchange.headers.items():
-            quoted = shlex.quote(f"{name}: {value}")
-            for secret, variable in self.secrets.items():
-                if secret in value:
-                    quoted = '"' + f"{name}: {value}".replace(secret, f"${variable}") + '"'
-            parts += ["-H", quoted]
+            masked = self.credentials.mask_header(name, value)
+            quote = '"' if "$" in masked else "'"
+            parts += ["-H", f"{quote}{name}: {masked}{quote}"]
         if exchange.body is not None:
-            text = exchange.body.decode("utf-8", "backslashreplace")
+            text = self.credentials.redact(exchange.body.decode("utf-8", "backslashreplace"))
             if len(text) > 2000:
                 text = text[:2000] + "...(truncated)"
             parts += ["--data-binary", shlex.quote(text)]

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract_tests.checks import assert_problem
-from contract_tests.conftest import key_including
+from contract_tests.plugin import key_including
 from contract_tests.spec import GENERATE, MODELS
 
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract_tests.checks import assert_generated, assert_problem
-from contract_tests.conftest import key_for
+from contract_tests.plugin import key_for
 from contract_tests.spec import load_contract
 from contract_tests.strategies import valid_bodies
 

@@ -1,32 +1,66 @@
 """Deliberately broken targets: the mock behind small WSGI proxies that each break one promise.
 
-The contract suite must fail against every one of them (tests/test_mutants.py; `make mutants`).
-They live in the test tree, not in the server. Each name below is a factory of a WSGI app, for
+Each mutant names the contract tests that must kill it (the promise it breaks is theirs):
+`make mutants` runs those tests against each mutant and prints the kill table, and
+tests/test_mutants.py checks that every mutant is killed, by those tests, and that the suite
+raises no false alarm against a target that bends without breaking (`EQUIVALENT`).
+`python -m tests.mutants --full` runs the whole suite against each instead. The mutants live in
+the test tree, not in the server. Each name is a factory of a WSGI app, for
 `pytest contract_tests --app tests.mutants:NAME`.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
+import itertools
 import json
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http import HTTPStatus
 from io import BytesIO
 from pathlib import Path
 
 from jsonschema import Draft202012Validator
 
 from mockserver.app import create_app
-from mockserver.config import DEV_KEYS
+from mockserver.config import DEV_KEYS, MAX_BODY_BYTES
 from mockserver.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATE = "/api/v1/generate"
+MODELS = "/api/v1/models"
 ENTERPRISE_KEY = next(key for key, plan in DEV_KEYS.items() if plan == "enterprise")
 SPEC = load_spec()
 VALID_BODY = Draft202012Validator(SPEC.request_schema)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    breaks: str  # the promise, in a line
+    tests: tuple[str, ...]  # the contract tests that must kill it
+
+
+MUTANTS: dict[str, Mutant] = {}
+EQUIVALENT: dict[str, Mutant] = {}  # bend without breaking: the suite must pass against them
+
+
+def mutant(*tests: str, equivalent: bool = False):
+    """Register a mutant, with the contract tests (paths or node ids) that must kill it."""
+
+    def register(factory):
+        registry = EQUIVALENT if equivalent else MUTANTS
+        registry[factory.__name__] = Mutant(
+            factory.__name__, factory.__doc__.strip().splitlines()[0], tests
+        )
+        return factory
+
+    return register
 
 
 def _valid(body) -> bool:
@@ -34,10 +68,11 @@ def _valid(body) -> bool:
     return body is not None and VALID_BODY.is_valid(body)
 
 
-def proxy(edit_request=None, edit_response=None):
+def proxy(edit_request=None, edit_response=None, answer=None):
     """The mock, with *edit_request(environ, body) -> body* applied to each JSON request body
     and *edit_response(environ, request, status, headers, body) -> (status, headers, body)*
-    to each response; *request* is the JSON body the client sent (None if there was none)."""
+    to each response; *request* is the JSON body the client sent (None if there was none).
+    *answer(environ, request) -> (status, headers, body) | None* answers in the mock's place."""
     app = create_app()
 
     def wsgi(environ, start_response):
@@ -54,13 +89,17 @@ def proxy(edit_request=None, edit_response=None):
                 raw = json.dumps(edited).encode()
         environ["wsgi.input"] = BytesIO(raw)
         environ["CONTENT_LENGTH"] = str(len(raw))
-        captured = {}
+        answered = answer(environ, sent) if answer is not None else None
+        if answered is not None:
+            status, headers, body = answered
+        else:
+            captured = {}
 
-        def capture(status, headers, exc_info=None):
-            captured["status"], captured["headers"] = status, headers
+            def capture(status, headers, exc_info=None):
+                captured["status"], captured["headers"] = status, headers
 
-        body = b"".join(app(environ, capture))
-        status, headers = captured["status"], captured["headers"]
+            body = b"".join(app(environ, capture))
+            status, headers = captured["status"], captured["headers"]
         if edit_response is not None:
             status, headers, body = edit_response(environ, sent, status, headers, body)
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
@@ -72,6 +111,49 @@ def proxy(edit_request=None, edit_response=None):
 
 def _is_generate(environ) -> bool:
     return environ["REQUEST_METHOD"] == "POST" and environ["PATH_INFO"] == GENERATE
+
+
+def _header(environ, name: str) -> str | None:
+    if name.lower() == "content-type":
+        return environ.get("CONTENT_TYPE")
+    return environ.get("HTTP_" + name.upper().replace("-", "_"))
+
+
+def _problem(status: int, code: str, *, field=None, headers=()):
+    """A response as the mock would shape it."""
+    body = {
+        "type": "https://imageapi.org/problems/" + code.replace("_", "-"),
+        "title": code.replace("_", " ").capitalize(),
+        "status": status,
+        "detail": code,
+        "code": code,
+    }
+    if field:
+        body["field"] = field
+    headers = [("Content-Type", "application/problem+json"), *headers]
+    return f"{status} {HTTPStatus(status).phrase}", headers, json.dumps(body).encode()
+
+
+def _edit_headers(edit):
+    """A response edit of the headers only: *edit(environ, status, headers) -> headers*."""
+
+    def edit_response(environ, sent, status, headers, body):
+        return status, edit(environ, status, headers), body
+
+    return edit_response
+
+
+def _edit_problems(edit):
+    """A response edit applied to the JSON of every problem: *edit(problem)*."""
+
+    def edit_response(environ, sent, status, headers, body):
+        if any(k.lower() == "content-type" and "problem" in v for k, v in headers):
+            problem = json.loads(body)
+            edit(problem)
+            body = json.dumps(problem).encode()
+        return status, headers, body
+
+    return edit_response
 
 
 def _edit_success(edit):
@@ -96,9 +178,10 @@ def _set_header(name, value, *, only_if=lambda environ: True):
     return edit_request
 
 
-# The mutants ----------------------------------------------------------------------------------
+# The first mutants: auth, plans, steps, defaults, seeds, images, refusals -----------------------
 
 
+@mutant("contract_tests/test_auth.py::test_unknown_keys_are_401_invalid_api_key")
 def accept_any_key():
     """Any Authorization header, however wrong, is let through."""
     known = {f"Bearer {key}" for key in DEV_KEYS}
@@ -113,6 +196,7 @@ def accept_any_key():
     )
 
 
+@mutant("contract_tests/test_plans.py::test_every_model_on_every_plan")
 def ignore_plans():
     """Every valid key may use every model."""
     known = {f"Bearer {key}" for key in DEV_KEYS}
@@ -125,6 +209,7 @@ def ignore_plans():
     )
 
 
+@mutant("contract_tests/test_auth.py::test_malformed_or_missing_credentials_are_401")
 def public_catalog():
     """The catalog answers without a key."""
     return proxy(
@@ -136,6 +221,7 @@ def public_catalog():
     )
 
 
+@mutant("contract_tests/test_steps.py::test_boundaries_of_the_cap")
 def lift_step_caps():
     """Steps above a model's cap are quietly clamped to it and reported as asked."""
 
@@ -154,6 +240,9 @@ def lift_step_caps():
     return proxy(edit_request, _edit_success(restore))
 
 
+@mutant(
+    "contract_tests/test_steps.py::test_omitted_steps_default_to_quality_steps_and_fast_preset_to_fast_steps"
+)
 def fast_steps_by_default():
     """An omitted step count gets the fast preset's steps instead of the quality steps."""
 
@@ -166,6 +255,7 @@ def fast_steps_by_default():
     return proxy(edit_request)
 
 
+@mutant("contract_tests/test_generation.py::test_defaults")
 def wrong_default_model():
     """An omitted model means another model than the spec's default."""
 
@@ -177,6 +267,7 @@ def wrong_default_model():
     return proxy(edit_request)
 
 
+@mutant("contract_tests/test_generation.py::test_negative_prompt_support")
 def drop_negative_prompt():
     """negative_prompt is silently dropped, so models without support accept it."""
 
@@ -188,11 +279,13 @@ def drop_negative_prompt():
     return proxy(edit_request)
 
 
+@mutant("contract_tests/test_generation.py::test_defaults")
 def drop_seed_from_response():
     """The response leaves out the seed it used."""
     return proxy(edit_response=_edit_success(lambda sent, result: result.pop("seed")))
 
 
+@mutant("contract_tests/test_generation.py::test_the_same_seed_gives_the_same_image")
 def ignore_seed():
     """The seed is echoed but not used: the same seed gives different images."""
     counter = iter(range(10**9))
@@ -211,6 +304,7 @@ def ignore_seed():
     return proxy(edit_request, _edit_success(restore))
 
 
+@mutant("contract_tests/test_generation.py::test_defaults")
 def corrupt_image():
     """The image data is cut short."""
 
@@ -223,6 +317,7 @@ def corrupt_image():
     return proxy(edit_response=_edit_success(cut))
 
 
+@mutant("contract_tests/test_generation.py::test_generation_property")
 def fixed_image_size():
     """Images are always 256x256, whatever size was asked and echoed."""
 
@@ -239,6 +334,7 @@ def fixed_image_size():
     return proxy(edit_request, _edit_success(restore))
 
 
+@mutant("contract_tests/test_generation.py::test_generation_property")
 def always_png():
     """Images are PNG whatever output_format says, and labelled as asked."""
 
@@ -258,6 +354,7 @@ def always_png():
     return proxy(edit_request, _edit_success(relabel))
 
 
+@mutant("contract_tests/test_errors.py::test_a_body_that_is_not_json_is_415")
 def errors_as_plain_json():
     """Refusals are sent as application/json instead of application/problem+json."""
 
@@ -271,6 +368,7 @@ def errors_as_plain_json():
     return proxy(edit_response=edit_response)
 
 
+@mutant("contract_tests/test_auth.py::test_malformed_or_missing_credentials_are_401")
 def no_bearer_challenge():
     """401s come without WWW-Authenticate."""
 
@@ -280,6 +378,7 @@ def no_bearer_challenge():
     return proxy(edit_response=edit_response)
 
 
+@mutant("contract_tests/test_errors.py::test_wrong_methods_are_405_with_allow")
 def no_allow_header():
     """405s come without Allow."""
 
@@ -291,6 +390,7 @@ def no_allow_header():
     return proxy(edit_response=edit_response)
 
 
+@mutant("contract_tests/test_steps.py::test_boundaries_of_the_cap")
 def wrong_error_code():
     """A step-cap refusal carries a generic code instead of the documented one."""
 
@@ -302,6 +402,7 @@ def wrong_error_code():
     return proxy(edit_response=edit_response)
 
 
+@mutant("contract_tests/test_generation.py::test_generation_property")
 def crash_on_non_ascii():
     """A prompt outside ASCII makes a 500."""
 
@@ -315,49 +416,490 @@ def crash_on_non_ascii():
     return proxy(edit_response=edit_response)
 
 
-MUTANTS = [
-    accept_any_key,
-    ignore_plans,
-    public_catalog,
-    lift_step_caps,
-    fast_steps_by_default,
-    wrong_default_model,
-    drop_negative_prompt,
-    drop_seed_from_response,
-    ignore_seed,
-    corrupt_image,
-    fixed_image_size,
-    always_png,
-    errors_as_plain_json,
-    no_bearer_challenge,
-    no_allow_header,
-    wrong_error_code,
-    crash_on_non_ascii,
-]
+# CORS (x-imageapi-cors) ---------------------------------------------------------------------
+
+CORS_PREFLIGHT = "contract_tests/test_cors.py::test_preflights_allow_a_key_and_json_from_any_origin"
+CORS_ANSWERS = "contract_tests/test_cors.py::test_answers_are_readable_from_any_origin"
 
 
-def run_suite(mutant: str) -> tuple[int, str]:
-    """Run the contract suite against one mutant; return its exit code and first failure."""
+def _is_preflight(environ) -> bool:
+    return environ["REQUEST_METHOD"] == "OPTIONS" and bool(
+        _header(environ, "Access-Control-Request-Method")
+    )
+
+
+def _replace_header(name: str, value, *, only_if=lambda environ, status: True):
+    """Set response header *name* to *value(environ)* (or drop it when that is None)."""
+
+    def edit(environ, status, headers):
+        if not only_if(environ, status):
+            return headers
+        kept = [(k, v) for k, v in headers if k.lower() != name.lower()]
+        new = value(environ)
+        return kept if new is None else [*kept, (name, new)]
+
+    return proxy(edit_response=_edit_headers(edit))
+
+
+@mutant(CORS_PREFLIGHT, CORS_ANSWERS)
+def no_cors():
+    """No Access-Control-* header at all: browsers on other origins are locked out."""
+    return proxy(
+        edit_response=_edit_headers(
+            lambda environ, status, headers: [
+                (k, v) for k, v in headers if not k.lower().startswith("access-control-")
+            ]
+        )
+    )
+
+
+@mutant(CORS_PREFLIGHT)
+def preflight_needs_a_key():
+    """A preflight without a key is refused with 401 (browsers never send keys in preflights)."""
+
+    def answer(environ, sent):
+        if _is_preflight(environ) and not _header(environ, "Authorization"):
+            headers = [("WWW-Authenticate", "Bearer"), ("Access-Control-Allow-Origin", "*")]
+            return _problem(401, "missing_api_key", headers=headers)
+        return None
+
+    return proxy(answer=answer)
+
+
+@mutant(CORS_PREFLIGHT)
+def preflight_forgets_authorization():
+    """Preflights allow Content-Type but not Authorization."""
+    return _replace_header(
+        "Access-Control-Allow-Headers",
+        lambda environ: "Content-Type, Prefer" if _is_preflight(environ) else None,
+        only_if=lambda environ, status: _is_preflight(environ),
+    )
+
+
+@mutant(CORS_PREFLIGHT)
+def preflight_allows_headers_by_wildcard():
+    """Preflights allow headers with '*', which the Fetch standard says excludes Authorization."""
+    return _replace_header(
+        "Access-Control-Allow-Headers",
+        lambda environ: "*",
+        only_if=lambda environ, status: _is_preflight(environ),
+    )
+
+
+@mutant(CORS_PREFLIGHT)
+def preflight_forgets_the_method():
+    """Preflights allow only OPTIONS."""
+    return _replace_header(
+        "Access-Control-Allow-Methods",
+        lambda environ: "OPTIONS",
+        only_if=lambda environ, status: _is_preflight(environ),
+    )
+
+
+@mutant(CORS_PREFLIGHT)
+def preflight_max_age_not_as_stated():
+    """Preflights are cached for 5 s instead of the spec's max_age."""
+    return _replace_header(
+        "Access-Control-Max-Age",
+        lambda environ: "5",
+        only_if=lambda environ, status: _is_preflight(environ),
+    )
+
+
+@mutant(CORS_ANSWERS)
+def cors_only_on_success():
+    """Refusals carry no Access-Control-Allow-Origin, so scripts cannot read the error."""
+    return _replace_header(
+        "Access-Control-Allow-Origin",
+        lambda environ: None,
+        only_if=lambda environ, status: not status.startswith("2"),
+    )
+
+
+@mutant(CORS_ANSWERS)
+def exposes_no_headers():
+    """Answers expose no header to scripts (Retry-After, WWW-Authenticate unreadable)."""
+    return _replace_header(
+        "Access-Control-Expose-Headers",
+        lambda environ: None,
+        only_if=lambda environ, status: not _is_preflight(environ),
+    )
+
+
+@mutant(CORS_ANSWERS)
+def exposes_only_retry_after():
+    """Answers expose Retry-After but not the other documented headers."""
+    return _replace_header(
+        "Access-Control-Expose-Headers",
+        lambda environ: "Retry-After",
+        only_if=lambda environ, status: not _is_preflight(environ),
+    )
+
+
+@mutant(CORS_PREFLIGHT, CORS_ANSWERS)
+def echoes_the_origin_without_vary():
+    """The origin is echoed instead of '*', without Vary: Origin (caches mix origins up)."""
+    return _replace_header(
+        "Access-Control-Allow-Origin",
+        lambda environ: _header(environ, "Origin"),
+        only_if=lambda environ, status: bool(_header(environ, "Origin")),
+    )
+
+
+@mutant(CORS_PREFLIGHT, CORS_ANSWERS)
+def one_fixed_origin():
+    """Only one origin is allowed, though the spec allows any."""
+    return _replace_header(
+        "Access-Control-Allow-Origin",
+        lambda environ: "https://app.imageapi.org",
+        only_if=lambda environ, status: bool(_header(environ, "Origin")),
+    )
+
+
+@mutant(CORS_PREFLIGHT, CORS_ANSWERS)
+def wildcard_origin_with_credentials():
+    """'*' with Access-Control-Allow-Credentials: true, a pair browsers refuse."""
+    return _replace_header(
+        "Access-Control-Allow-Credentials",
+        lambda environ: "true",
+        only_if=lambda environ, status: bool(_header(environ, "Origin")),
+    )
+
+
+# Media types, schemes and methods as HTTP defines them ------------------------------------------
+
+HTTP = "contract_tests/test_http.py::"
+
+
+@mutant(HTTP + "test_json_with_parameters_or_in_any_case_is_json")
+def charset_parameter_is_415():
+    """'application/json; charset=utf-8' is refused as another media type."""
+
+    def answer(environ, sent):
+        if _is_generate(environ) and ";" in (_header(environ, "Content-Type") or ""):
+            return _problem(415, "unsupported_media_type")
+        return None
+
+    return proxy(answer=answer)
+
+
+@mutant(HTTP + "test_json_with_parameters_or_in_any_case_is_json")
+def media_type_case_sensitive():
+    """'Application/JSON' is refused: the media type is compared case-sensitively."""
+
+    def answer(environ, sent):
+        media_type = (_header(environ, "Content-Type") or "").split(";")[0].strip()
+        if _is_generate(environ) and media_type != media_type.lower():
+            return _problem(415, "unsupported_media_type")
+        return None
+
+    return proxy(answer=answer)
+
+
+@mutant(HTTP + "test_the_bearer_scheme_is_case_insensitive")
+def bearer_scheme_case_sensitive():
+    """'bearer <key>' is refused: the scheme is compared case-sensitively."""
+
+    def answer(environ, sent):
+        authorization = _header(environ, "Authorization") or ""
+        if authorization.lower().startswith("bearer ") and not authorization.startswith("Bearer "):
+            return _problem(401, "missing_api_key", headers=[("WWW-Authenticate", "Bearer")])
+        return None
+
+    return proxy(answer=answer)
+
+
+@mutant(HTTP + "test_head_answers_as_get_without_a_body")
+def head_not_allowed():
+    """HEAD is refused with 405."""
+
+    def answer(environ, sent):
+        if environ["REQUEST_METHOD"] == "HEAD":
+            return _problem(405, "method_not_allowed", headers=[("Allow", "GET, OPTIONS")])
+        return None
+
+    return proxy(answer=answer)
+
+
+@mutant(HTTP + "test_head_answers_as_get_without_a_body")
+def head_sends_a_body():
+    """HEAD answers with the body of GET."""
+    app = create_app()
+
+    def answer(environ, sent):
+        if environ["REQUEST_METHOD"] != "HEAD":
+            return None
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+
+        body = b"".join(app({**environ, "REQUEST_METHOD": "GET"}, capture))
+        return captured["status"], captured["headers"], body
+
+    return proxy(answer=answer)
+
+
+@mutant(HTTP + "test_json_answers_are_utf8")
+def json_in_latin1():
+    """JSON answers say charset=iso-8859-1."""
+
+    def edit(environ, status, headers):
+        return [
+            (k, f"{v}; charset=iso-8859-1" if k.lower() == "content-type" and "json" in v else v)
+            for k, v in headers
+        ]
+
+    return proxy(edit_response=_edit_headers(edit))
+
+
+# The order of checks (info.description) ---------------------------------------------------------
+
+
+@mutant(HTTP + "test_authentication_is_checked_first")
+def media_type_before_authentication():
+    """The media type is checked before the key: a keyless text/plain body gets 415."""
+
+    def answer(environ, sent):
+        media_type = (_header(environ, "Content-Type") or "").split(";")[0].strip().lower()
+        if _is_generate(environ) and media_type != "application/json":
+            return _problem(415, "unsupported_media_type")
+        return None
+
+    return proxy(answer=answer)
+
+
+@mutant(HTTP + "test_media_type_before_size_before_syntax_before_schema")
+def size_before_media_type():
+    """The size is checked before the media type."""
+
+    def answer(environ, sent):
+        too_large = int(environ["CONTENT_LENGTH"]) > MAX_BODY_BYTES
+        if _is_generate(environ) and too_large and _header(environ, "Authorization"):
+            return _problem(413, "payload_too_large")
+        return None
+
+    return proxy(answer=answer)
+
+
+@mutant(HTTP + "test_the_size_limit_is_64_kib")
+def size_limit_off_by_one():
+    """A body of exactly 64 KiB is refused as too large."""
+
+    def answer(environ, sent):
+        too_large = int(environ["CONTENT_LENGTH"]) >= MAX_BODY_BYTES
+        if _is_generate(environ) and too_large and _header(environ, "Authorization"):
+            return _problem(413, "payload_too_large")
+        return None
+
+    return proxy(answer=answer)
+
+
+@mutant(HTTP + "test_schema_and_model_rules_before_the_plan")
+def plan_before_schema():
+    """The plan is checked before the body's rules: an invalid body for a model outside the
+    plan gets 403."""
+
+    def answer(environ, sent):
+        plan = DEV_KEYS.get((_header(environ, "Authorization") or "").partition(" ")[2])
+        model = SPEC.models.get((sent or {}).get("model"))
+        if _is_generate(environ) and plan and model and plan not in model.entry["plans"]:
+            return _problem(403, "model_not_in_plan", field="model")
+        return None
+
+    return proxy(answer=answer)
+
+
+# The error table -------------------------------------------------------------------------------
+
+
+@mutant(HTTP + "test_each_fault_has_its_documented_code")
+def generic_400_codes():
+    """unknown_field, missing_field and invalid_type are all sent as invalid_request."""
+
+    def edit(problem):
+        if problem.get("code") in ("unknown_field", "missing_field", "invalid_type"):
+            problem["code"] = "invalid_request"
+
+    return proxy(edit_response=_edit_problems(edit))
+
+
+@mutant(HTTP + "test_missing_and_unknown_keys_have_their_codes")
+def unknown_key_reported_as_missing():
+    """An unknown key gets missing_api_key instead of invalid_api_key."""
+
+    def edit(problem):
+        if problem.get("code") == "invalid_api_key":
+            problem["code"] = "missing_api_key"
+
+    return proxy(edit_response=_edit_problems(edit))
+
+
+@mutant(HTTP + "test_several_faults_are_each_listed")
+def no_errors_list():
+    """Several faults, but only the first is reported (no `errors`)."""
+    return proxy(edit_response=_edit_problems(lambda problem: problem.pop("errors", None)))
+
+
+@mutant("contract_tests/test_errors.py::test_unknown_fields_are_refused")
+def no_field_in_problems():
+    """Problems do not name the field at fault."""
+    return proxy(edit_response=_edit_problems(lambda problem: problem.pop("field", None)))
+
+
+@mutant(HTTP + "test_missing_and_unknown_keys_have_their_codes")
+def problem_status_disagrees():
+    """A problem's `status` member is 400 whatever the HTTP status."""
+    return proxy(edit_response=_edit_problems(lambda problem: problem.update(status=400)))
+
+
+@mutant("contract_tests/test_errors.py::test_an_unknown_model_id_is_404")
+def unknown_model_id_is_200():
+    """GET /api/v1/models/{unknown} answers with the default model."""
+
+    def edit_request(environ, body):
+        if environ["PATH_INFO"].startswith(MODELS + "/no-such"):
+            environ["PATH_INFO"] = f"{MODELS}/{SPEC.default_model}"
+        return None
+
+    return proxy(edit_request)
+
+
+@mutant(HTTP + "test_every_model_is_served_by_id")
+def every_id_is_the_default_model():
+    """GET /api/v1/models/{id} answers with the default model for every known id."""
+
+    def edit_request(environ, body):
+        if environ["PATH_INFO"].startswith(MODELS + "/"):
+            environ["PATH_INFO"] = f"{MODELS}/{SPEC.default_model}"
+        return None
+
+    return proxy(edit_request)
+
+
+@mutant("contract_tests/test_errors.py::test_the_catalog_is_served_as_the_spec_states_it")
+def catalog_drift():
+    """The served catalog gives the default model a higher step cap than the spec."""
+
+    def edit_response(environ, sent, status, headers, body):
+        if environ["PATH_INFO"] == MODELS and status.startswith("200"):
+            listing = json.loads(body)
+            for model in listing["data"]:
+                if model["id"] == SPEC.default_model:
+                    model["max_steps"] += 1
+            body = json.dumps(listing).encode()
+        return status, headers, body
+
+    return proxy(edit_response=edit_response)
+
+
+# Generation details stated in descriptions ------------------------------------------------------
+
+
+@mutant(HTTP + "test_ids_are_unique_and_created_is_now")
+def one_generation_id():
+    """Every generation has the same id."""
+    return proxy(edit_response=_edit_success(lambda s, r: r.update(id="gen_0123456789abcdef")))
+
+
+@mutant(HTTP + "test_ids_are_unique_and_created_is_now")
+def created_in_milliseconds():
+    """`created` is in milliseconds, not seconds."""
+    return proxy(edit_response=_edit_success(lambda s, r: r.update(created=r["created"] * 1000)))
+
+
+@mutant(HTTP + "test_ids_are_unique_and_created_is_now")
+def fixed_seed_when_omitted():
+    """An omitted seed is always 42, not chosen at random."""
+
+    def edit_request(environ, body):
+        if _valid(body) and "seed" not in body:
+            return {**body, "seed": 42}
+        return None
+
+    return proxy(edit_request)
+
+
+@mutant(HTTP + "test_image_seeds_wrap_around_2_to_the_32")
+def image_seeds_do_not_wrap():
+    """Image i's seed is seed + i, past 2^32 - 1."""
+
+    def edit(sent, result):
+        for i, image in enumerate(result["images"]):
+            image["seed"] = result["seed"] + i
+
+    return proxy(edit_response=_edit_success(edit))
+
+
+@mutant(HTTP + "test_image_seeds_wrap_around_2_to_the_32")
+def one_image_only():
+    """num_images is echoed but one image is made."""
+
+    def edit_request(environ, body):
+        if _valid(body) and body.get("num_images", 1) > 1:
+            return {**body, "num_images": 1}
+        return None
+
+    return proxy(edit_request)
+
+
+# 429 ----------------------------------------------------------------------------------------------
+
+
+def _rate_limited_every_third(headers):
+    """Every third authenticated GET of the catalog gets a 429 with *headers*."""
+    counter = itertools.count(1)
+
+    def answer(environ, sent):
+        catalog = environ["REQUEST_METHOD"] == "GET" and environ["PATH_INFO"].startswith(MODELS)
+        if catalog and _header(environ, "Authorization") and next(counter) % 3 == 0:
+            return _problem(429, "rate_limited", headers=headers)
+        return None
+
+    return proxy(answer=answer)
+
+
+@mutant(HTTP + "test_every_model_is_served_by_id")
+def rate_limited_without_retry_after():
+    """Some requests get a 429 that does not say when to try again."""
+    return _rate_limited_every_third([])
+
+
+@mutant(HTTP + "test_every_model_is_served_by_id")
+def rate_limited_with_a_date():
+    """Some requests get a 429 whose Retry-After is not whole seconds as the spec says."""
+    return _rate_limited_every_third([("Retry-After", "soon")])
+
+
+@mutant(
+    HTTP + "test_every_model_is_served_by_id",
+    "contract_tests/test_errors.py::test_the_catalog_is_served_as_the_spec_states_it",
+    equivalent=True,
+)
+def rate_limited_politely():
+    """Some requests get a 429 with Retry-After, as the contract allows: no test may fail."""
+    return _rate_limited_every_third([("Retry-After", "0")])
+
+
+# Running the suite against them ---------------------------------------------------------------
+
+
+def run_suite(name: str, full: bool = False) -> tuple[int, str, float]:
+    """Run the contract tests that must kill mutant *name* (all of them with *full*) against
+    it; return pytest's exit code, the first failure and the seconds it took."""
+    entry = MUTANTS.get(name) or EQUIVALENT[name]
+    tests = ["contract_tests"] if full else list(entry.tests)
+    started = time.monotonic()
     result = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "pytest",
-            "contract_tests",
-            "-x",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--app",
-            f"tests.mutants:{mutant}",
+            sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:cacheprovider",
+            "--app", f"tests.mutants:{name}",
+            # A kill needs the first failing example, not the smallest: no shrinking.
+            *(["-x"] if full else ["--hypothesis-profile=quick"]),
         ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "CI": "true"},
-        timeout=300,
-    )
-    return result.returncode, first_failure(result.stdout)
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "CI": "true"}, timeout=600,
+    )  # fmt: skip
+    return result.returncode, first_failure(result.stdout), time.monotonic() - started
 
 
 def first_failure(output: str) -> str:
@@ -377,16 +919,44 @@ def first_failure(output: str) -> str:
     return f"{test.split('::', 1)[-1]}: {why[:160]}" if test else output[-300:]
 
 
-def run_all(workers: int = 2) -> dict[str, tuple[int, str]]:
-    names = [mutant.__name__ for mutant in MUTANTS]
+def run_all(names=None, workers: int = 2, full: bool = False) -> dict[str, tuple[int, str, float]]:
+    names = list(names or [*MUTANTS, *EQUIVALENT])
     with ThreadPoolExecutor(workers) as pool:
-        return dict(zip(names, pool.map(run_suite, names), strict=True))
+        results = pool.map(lambda name: run_suite(name, full), names)
+        return dict(zip(names, results, strict=True))
+
+
+def kill_table(results: dict[str, tuple[int, str, float]]) -> tuple[str, bool]:
+    """The table `make mutants` prints, and whether every mutant was killed (and no equivalent
+    target was)."""
+    rows, good = [], True
+    for name, (code, first, seconds) in results.items():
+        if name in EQUIVALENT:
+            ok = code == 0
+            verdict = "passed" if ok else "FALSE ALARM"
+            why = EQUIVALENT[name].breaks if ok else first
+        else:
+            ok = code == 1
+            verdict = "killed" if ok else "SURVIVED"
+            why = first if ok else f"{MUTANTS[name].breaks} (pytest exit {code})"
+        good &= ok
+        rows.append(f"{verdict:11} {name:38} {seconds:5.1f}s  {why}")
+    killed = sum(code == 1 for name, (code, _, _) in results.items() if name in MUTANTS)
+    mutants = sum(name in MUTANTS for name in results)
+    rows.append(f"\n{killed}/{mutants} mutants killed")
+    return "\n".join(rows), good
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="mutants to run (default: all)")
+    parser.add_argument("--full", action="store_true", help="run the whole suite per mutant")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    table, good = kill_table(run_all(args.names, args.workers, args.full))
+    print(table)
+    return 0 if good else 1
 
 
 if __name__ == "__main__":
-    results = run_all()
-    killed = [name for name, (code, _) in results.items() if code == 1]
-    for name, (code, first) in results.items():
-        print(f"{'killed' if code == 1 else 'SURVIVED':8} {name:26} {first}")
-    print(f"\n{len(killed)}/{len(results)} mutants killed")
-    raise SystemExit(0 if len(killed) == len(results) else 1)
+    raise SystemExit(main())
