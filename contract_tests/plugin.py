@@ -21,11 +21,12 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+import requests
 from hypothesis import HealthCheck, Phase, settings
 
 from contract_tests.checks import retry_delay
 from contract_tests.redact import Credentials
-from contract_tests.spec import Contract, load_contract
+from contract_tests.spec import Contract, load_contract, spec_path, use_spec
 from contract_tests.target import Billing, HttpTarget, WsgiTarget
 
 KEY_VARIABLE = "IMAGEAPI_KEY_{}"
@@ -95,6 +96,13 @@ def pytest_addoption(parser):
         "workers; 429 retries of such requests count too (default: no limit)",
     )
     group.addoption(
+        "--spec",
+        default=None,
+        metavar="PATH_OR_URL",
+        help="check against this OpenAPI document, a file or an http(s) URL "
+        "(default: the spec bundled with the suite)",
+    )
+    group.addoption(
         "--origin",
         default=None,
         help="the Origin to send in CORS checks, for a target that allows a fixed list of "
@@ -131,11 +139,29 @@ def pytest_configure(config):
             config.option.hypothesis_seed = random.getrandbits(32)
         shared = Path(tempfile.mkdtemp(prefix="contract-tests-"))
     config.stash[SHARED_DIR] = shared
+    if config.getoption("spec"):
+        use_spec(fetched_spec(config.getoption("spec"), shared))
     config.stash[BILLING] = Billing(config.getoption("max_billable"), shared / "billing.json")
     credentials = Credentials()
     for plan, key in plan_keys(config).items():
         credentials.add_known(key, KEY_VARIABLE.format(plan.upper()))
     config.stash[CREDENTIALS] = credentials
+
+
+def fetched_spec(location: str, folder: Path) -> Path:
+    """The spec named by ``--spec``: a local file as it is, a URL fetched into *folder*."""
+    if not location.startswith(("http://", "https://")):
+        if not Path(location).is_file():
+            raise pytest.UsageError(f"--spec {location}: no such file")
+        return Path(location)
+    try:
+        response = requests.get(location, timeout=30)
+        response.raise_for_status()
+    except requests.RequestException as exc:
+        raise pytest.UsageError(f"--spec {location}: cannot fetch it: {exc}") from exc
+    path = folder / ("openapi.json" if location.endswith(".json") else "openapi.yaml")
+    path.write_bytes(response.content)
+    return path
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -158,6 +184,7 @@ def pytest_report_header(config):
     budget = config.getoption("max_billable")
     return [
         f"contract target: {target}",
+        f"spec: {config.getoption('spec') or spec_path()}",
         f"hypothesis: {mode}",
         f"billable budget: {'none' if budget is None else budget} (shared by all workers)",
     ]

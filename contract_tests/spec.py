@@ -134,7 +134,22 @@ class Contract:
         raise LookupError("the spec states no negative-prompt rule")
 
 
+_checked_spec = SPEC_PATH
+
+
+def use_spec(path: Path) -> None:
+    """Check against the spec at *path* instead of the bundled one (``--spec``)."""
+    global _checked_spec
+    _checked_spec = Path(path)
+    load_contract.cache_clear()
+
+
+def spec_path() -> Path:
+    """The spec this run checks against."""
+    return _checked_spec
+
+
 @cache
 def load_contract() -> Contract:
     """The contract, loaded once: tests parametrize over its models at collection time."""
-    return Contract.load()
+    return Contract.load(_checked_spec)

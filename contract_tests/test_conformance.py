@@ -5,6 +5,7 @@ missing auth header, unsupported methods, and no server errors."""
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -12,10 +13,10 @@ from hypothesis import reject
 from requests.structures import CaseInsensitiveDict
 from schemathesis.config import SchemathesisConfig
 
-from contract_tests.spec import GENERATE, SPEC_PATH
+from contract_tests.spec import GENERATE, spec_path
 from contract_tests.target import BudgetExhausted, HttpTarget, Reply
 
-CONFIG_PATH = SPEC_PATH.with_name("schemathesis.toml")
+CONFIG_PATH = Path(__file__).with_name("schemathesis.toml")
 
 
 def suite_config() -> SchemathesisConfig:
@@ -29,7 +30,7 @@ def suite_config() -> SchemathesisConfig:
 @pytest.fixture(scope="session")
 def api_schema(target):
     if isinstance(target, HttpTarget):
-        schema = schemathesis.openapi.from_path(SPEC_PATH, config=suite_config())
+        schema = schemathesis.openapi.from_path(spec_path(), config=suite_config())
         schema.config.update(base_url=target.base_url)
         return schema
     return schemathesis.openapi.from_wsgi("/openapi.json", target.app, config=suite_config())

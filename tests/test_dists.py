@@ -108,6 +108,36 @@ def test_the_installed_suite_passes_against_the_mock(venvs, installed_mock, tmp_
     assert (tmp_path / "contract.xml").exists()
 
 
+def test_the_installed_suite_is_a_pytest_plugin_with_any_spec(venvs, installed_mock, tmp_path):
+    """``pytest -p contract_tests.plugin --pyargs contract_tests``, checking against the spec
+    that the deployment itself publishes (``--spec URL``)."""
+    result = subprocess.run(
+        [
+            venvs["imageapi-contract"] / "python",
+            "-m",
+            "pytest",
+            "-p",
+            "contract_tests.plugin",
+            "--pyargs",
+            "contract_tests",
+            "--base-url",
+            installed_mock,
+            "--spec",
+            installed_mock + "/openapi.yaml",
+            "-k",
+            "auth",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, **KEYS_ENV},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert f"spec: {installed_mock}/openapi.yaml" in result.stdout
+    assert re.search(r"\b\d+ passed\b", result.stdout)
+
+
 @pytest.mark.skipif(not PRISM.exists(), reason="Prism is installed by make test (.tools)")
 def test_the_installed_suite_fails_against_prism(venvs, tmp_path):
     port = free_port()
