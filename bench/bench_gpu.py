@@ -17,7 +17,8 @@ figure is min / median / max over --repeats runs (>= 5) after --warmups calls (>
       and the VAE decoder with mode="max-autotune" and its inductor flags), to PIL: the fast
       anchor. --short compiles it without autotuning (mode="reduce-overhead"), which alone
       takes minutes, and the report says so.
---short fits about 8 minutes on an H200, compiles included: it keeps to --budget-s and skips
+They run in the order a, d, b, c. --short fits about 8 minutes on an H200, compiles included
+(compiled batch sizes 1, 4 and 8 only): it keeps to --budget-s and skips
 (and names) what would not fit. --tiny runs the same on tiny pipelines (for a CPU try-out).
 """
 
@@ -338,6 +339,9 @@ def main() -> int:
     parser.add_argument("--skip-recipe", action="store_true", help="leave out (d)")
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument(
+        "--batch-sizes", help="compiled batch sizes (the backend's default; --short: 1,4,8)"
+    )
+    parser.add_argument(
         "--compile-text-encoders", action="store_true", help="our backend's option of that name"
     )
     parser.add_argument("--size", type=int, default=1024)
@@ -348,6 +352,11 @@ def main() -> int:
     )
     args = parser.parse_args()
     budget = args.budget_s or (450.0 if args.short else float("inf"))
+    # Each compiled batch size is a compile (about a minute on an H200): --short compiles the
+    # ones that c=1, 4 and 8 use.
+    batch_sizes = args.batch_sizes or (
+        ",".join(str(b) for b in (1, 4, 8) if b <= args.max_batch) if args.short else None
+    )
 
     import diffusers
     import torch
@@ -403,6 +412,39 @@ def main() -> int:
         if device == "cuda":
             torch.cuda.empty_cache()
 
+    # (d) diffusers' own fast recipe
+    results["recipe_ms"] = {}
+    if args.skip_recipe:
+        results["skipped"].append("(d) recipe: --skip-recipe")
+    elif left_s() < 300:  # ours and the server come after it
+        results["skipped"].append(f"(d) recipe: {left_s():.0f} s of budget left")
+    else:
+        mode = "reduce-overhead" if args.short else "max-autotune"
+        recipe = build_sdxl(args.tiny, bf16, device, tmp, seed=2)
+        flags = {}
+        if args.compile:
+            flags = diffusers_recipe(recipe, torch, mode=mode, autotune=not args.short)
+        else:  # on the CPU try-out: the recipe's steps but compiling
+            recipe.fuse_qkv_projections()
+            recipe.unet.to(memory_format=torch.channels_last)
+            recipe.vae.to(memory_format=torch.channels_last)
+        results["recipe"] = {"compiled": args.compile, "mode": mode, "inductor": flags}
+        import torch._inductor.config as inductor_config
+
+        with inductor_config.patch(flags):
+            started = time.perf_counter()
+            to_pil(recipe, steps_list[0])()  # compiles
+            results["recipe"]["compile_s"] = time.perf_counter() - started
+            for steps in steps_list:
+                figure = timed_runs(
+                    to_pil(recipe, steps), warmups=args.warmups, repeats=args.repeats, sync=sync
+                )
+                results["recipe_ms"][steps] = figure
+                print(f"(d) diffusers' recipe ({mode}) {steps} steps: {show(figure)}", flush=True)
+        del recipe
+        if device == "cuda":
+            torch.cuda.empty_cache()
+
     # (b) our backend in-process: the first start, with an empty compile cache
     ours = build_sdxl(args.tiny, bf16, device, tmp, seed=1)
     models = save_models(ours, spec, tmp / "models") if not args.skip_http else None
@@ -410,7 +452,7 @@ def main() -> int:
     options = dict(
         compile=args.compile, max_batch=args.max_batch, timeout_s=600,
         compile_sizes=[f"{size}x{size}"], compile_cache_dir=str(cache_dir),
-        compile_text_encoders=args.compile_text_encoders,
+        compile_text_encoders=args.compile_text_encoders, batch_sizes=batch_sizes,
     )  # fmt: skip
     started = time.perf_counter()
     backend = DiffusersBackend(
@@ -498,7 +540,7 @@ def main() -> int:
                         results["skipped"].append(f"(c) {steps} steps c={c}: out of budget")
                         continue
                     level = http_level(
-                        server.url, key, c, max(2, 8 // c), steps, size, args.repeats
+                        server.url, key, c, max(1, 8 // c), steps, size, args.repeats
                     )
                     results["http"].setdefault(steps, []).append(level)
                     print(
@@ -509,36 +551,6 @@ def main() -> int:
         finally:
             server.stop()
             results["server_log_tail"] = (tmp / "server.log").read_text()[-2000:]
-
-    # (d) diffusers' own fast recipe
-    results["recipe_ms"] = {}
-    if args.skip_recipe:
-        results["skipped"].append("(d) recipe: --skip-recipe")
-    elif left_s() < 120:
-        results["skipped"].append(f"(d) recipe: {left_s():.0f} s of budget left")
-    else:
-        mode = "reduce-overhead" if args.short else "max-autotune"
-        recipe = build_sdxl(args.tiny, bf16, device, tmp, seed=2)
-        flags = {}
-        if args.compile:
-            flags = diffusers_recipe(recipe, torch, mode=mode, autotune=not args.short)
-        else:  # on the CPU try-out: the recipe's steps but compiling
-            recipe.fuse_qkv_projections()
-            recipe.unet.to(memory_format=torch.channels_last)
-            recipe.vae.to(memory_format=torch.channels_last)
-        results["recipe"] = {"compiled": args.compile, "mode": mode, "inductor": flags}
-        import torch._inductor.config as inductor_config
-
-        with inductor_config.patch(flags):
-            started = time.perf_counter()
-            to_pil(recipe, steps_list[0])()  # compiles
-            results["recipe"]["compile_s"] = time.perf_counter() - started
-            for steps in steps_list:
-                figure = timed_runs(
-                    to_pil(recipe, steps), warmups=args.warmups, repeats=args.repeats, sync=sync
-                )
-                results["recipe_ms"][steps] = figure
-                print(f"(d) diffusers' recipe ({mode}) {steps} steps: {show(figure)}", flush=True)
 
     results["total_s"] = time.perf_counter() - run_started
     print(json.dumps(results, indent=2))

@@ -459,3 +459,40 @@ def test_the_compile_cache_is_saved_after_warm_up_and_loaded_at_the_next_start(
     assert loaded == []
     fake_backend(spec, FakePipeline(), **options)
     assert loaded == [b"artifacts"]
+
+
+def test_the_real_server_refuses_at_once_when_the_queue_is_full(models_dir):
+    """The issue's probe, through `python -m mockserver --backend diffusers` with its defaults:
+    150 concurrent requests all got 200, the slowest after 85.8 s. Now those beyond the queue
+    get 503 at once, each with a Retry-After, while the admitted ones are served."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from tests.conftest import auth
+
+    server = RunningServer("--backend", "diffusers", "--models-dir", str(models_dir))
+    body = {"prompt": "a red fox", "model": "sdxl-lightning", "width": 1024, "height": 1024}
+
+    def post(index):
+        started = time.monotonic()
+        reply = requests.post(
+            server.url + "/api/v1/generate", json={**body, "seed": index}, headers=auth(),
+            timeout=300,
+        )  # fmt: skip
+        return reply, time.monotonic() - started
+
+    try:
+        with ThreadPoolExecutor(150) as pool:
+            answers = list(pool.map(post, range(150)))
+    finally:
+        server.stop()
+    served = [took for reply, took in answers if reply.status_code == 200]
+    refused = [(reply, took) for reply, took in answers if reply.status_code == 503]
+    assert len(served) + len(refused) == 150
+    assert served and len(refused) >= 150 - 32 - 8 - 32  # queue, a running batch, a margin
+    for reply, _ in refused:
+        assert reply.headers["Content-Type"] == "application/problem+json"
+        assert reply.json()["code"] == "model_unavailable"
+        assert int(reply.headers["Retry-After"]) >= 1
+    assert sorted(took for _, took in refused)[len(refused) // 2] < max(served) / 2
