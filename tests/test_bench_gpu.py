@@ -26,7 +26,7 @@ def test_the_gpu_benchmark_runs_end_to_end_on_tiny_pipelines(tmp_path):
     result = subprocess.run(
         [
             sys.executable, "bench/bench_gpu.py", "--tiny", "--short", "--budget-s", "900",
-            "--repeats", "2", "--warmups", "1", "--size", "128", "--concurrency", "1,4",
+            "--repeats", "2", "--warmups", "1", "--size", "256", "--concurrency", "1,4",
             "--steps", "2,4",
             "--max-batch", "4", "--output", str(output),
         ],
@@ -34,7 +34,7 @@ def test_the_gpu_benchmark_runs_end_to_end_on_tiny_pipelines(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(output.read_text())
-    assert report["device"] == "cpu" and report["tiny"] and report["size"] == 128
+    assert report["device"] == "cpu" and report["tiny"] and report["size"] == 256
     assert report["short"] and report["skipped"] == []
     assert report["batch_sizes"] == [1, 4]  # --short: the sizes c=1, 4 and 8 pad to
     assert report["first_start_s"] > 0 and report["second_start_s"] > 0
