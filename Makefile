@@ -132,9 +132,10 @@ bench: $(STAMP) $(TOOLS)/.installed $(REDIS_SERVER)
 bench-slow: $(STAMP)
 	$(BIN)/python bench/bench_slow_clients.py
 
-# On a machine with an NVIDIA GPU: plain diffusers vs the diffusers backend on full-size SDXL.
+# On a machine with an NVIDIA GPU: plain diffusers and diffusers' fast recipe vs the diffusers
+# backend on full-size SDXL, in-process and through the granian server; --short fits 8 minutes.
 bench-gpu: $(STAMP)
-	$(BIN)/python bench/bench_gpu.py --compile
+	$(BIN)/python bench/bench_gpu.py --compile --short $(BENCH_GPU_ARGS)
 
 # The three distributions (imageapi-mock, imageapi-contract, imageapi-client) as wheels in dist/.
 dists: $(STAMP)

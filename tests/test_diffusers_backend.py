@@ -136,7 +136,7 @@ class FakePipeline:
         compiled = {is_compiled(self.unet), is_compiled(self.vae.decode)}
         assert len(compiled) == 1, "the denoiser and the decoder come from different variants"
         self.calls.append({**kwargs, "compiled": compiled.pop()})
-        time.sleep(self.delay)
+        time.sleep(self.delay(kwargs) if callable(self.delay) else self.delay)
         if self.error is not None:
             error, self.error = self.error, None
             raise error
@@ -190,8 +190,8 @@ def test_warm_up_meets_every_compiled_shape_including_guidance_from_a_negative_p
         }
 
     # sdxl-lightning runs without guidance, but a negative prompt turns it on: both are warmed.
-    assert shapes("sdxl-lightning") == {(256, 256, b, cfg) for b in (1, 4) for cfg in (0, 1)}
-    assert shapes("sdxl") == {(256, 256, b, True) for b in (1, 4)}  # guidance either way
+    assert shapes("sdxl-lightning") == {(256, 256, b, cfg) for b in (1, 2, 4) for cfg in (0, 1)}
+    assert shapes("sdxl") == {(256, 256, b, True) for b in (1, 2, 4)}  # guidance either way
     assert all(call["compiled"] for fake in fakes.values() for call in fake.calls)
 
     fakes = {model: FakePipeline() for model in spec.models}
@@ -199,7 +199,7 @@ def test_warm_up_meets_every_compiled_shape_including_guidance_from_a_negative_p
         spec=spec, pipelines=fakes, compile=True, compile_sizes=["256x256"], max_batch=4
     )
     backend.warm_up(negative_prompts=False)
-    assert shapes("sdxl-lightning") == {(256, 256, b, False) for b in (1, 4)}
+    assert shapes("sdxl-lightning") == {(256, 256, b, False) for b in (1, 2, 4)}
 
 
 def test_compatible_concurrent_requests_share_one_pipeline_call(spec):
@@ -300,3 +300,209 @@ def test_the_contract_suite_passes_against_the_diffusers_backend(models_dir):
     assert result.returncode == 0, result.stdout[-3000:]
     assert "passed" in summary and "failed" not in summary and "skipped" not in summary, summary
     assert "billable requests made: " in result.stdout
+
+
+# The queue: no device time for a request nobody waits for, refusals at once, honest Retry-After.
+
+
+def ask_all(backend, generations, stagger=0.02):
+    """Each generation from its own thread, started *stagger* seconds apart; the outcomes in
+    order: the images, or the BackendUnavailable raised, with how long the answer took."""
+    outcomes = [None] * len(generations)
+
+    def ask(index, g):
+        started = time.monotonic()
+        try:
+            result = backend.generate(g)
+        except BackendUnavailable as exc:
+            result = exc
+        outcomes[index] = (result, time.monotonic() - started)
+
+    threads = [threading.Thread(target=ask, args=pair) for pair in enumerate(generations)]
+    for thread in threads:
+        thread.start()
+        time.sleep(stagger)
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_requests_past_their_time_limit_never_reach_the_device(spec):
+    """The issue's probe: three 2048x2048 requests whose callers give up, then a small one.
+    Only the first big one (already running) uses the device; the two waiting behind it leave
+    the queue unrun, and the small one runs next."""
+    pipeline = FakePipeline(delay=lambda kw: 0.8 if kw["width"] == 2048 else 0.01)
+    backend = fake_backend(spec, pipeline, max_batch=1)
+    big = [generation(width=2048, height=2048, seed=s) for s in range(3)]
+    for g in big:  # the callers give up after 0.3 s (a shorter limit than the backend's)
+        threading.Thread(target=_ignore_503, args=(backend, g, 0.3)).start()
+        time.sleep(0.02)
+    time.sleep(0.9)  # the first big one has finished
+    assert len(backend.generate(generation(width=256, height=256))) == 1
+    assert [call["width"] for call in pipeline.calls] == [2048, 256]
+
+
+def _ignore_503(backend, g, timeout_s):
+    with pytest.raises(BackendUnavailable, match="longer than 0.3 s"):
+        backend.generate(g, timeout_s=timeout_s)
+
+
+def test_timed_out_requests_no_longer_count_as_waiting(spec):
+    """The issue's probe: a queue of 3 whose requests all timed out still refused the next one
+    with '3 generations are waiting'."""
+    pipeline = FakePipeline(delay=1.0)
+    backend = fake_backend(spec, pipeline, max_batch=1, max_queue=3, timeout_s=0.3)
+    outcomes = ask_all(backend, [generation(seed=s) for s in range(4)])
+    assert all("longer than 0.3 s" in str(result) for result, _ in outcomes)
+    assert len(backend._jobs) == 0  # noqa: SLF001 - what counts as waiting is the point
+    # The first call is still running: the next three are queued, not refused as "waiting".
+    pipeline.delay = 0.0
+    outcomes = ask_all(backend, [generation(seed=s) for s in range(10, 13)], stagger=0)
+    assert not any("waiting" in str(result) for result, _ in outcomes)
+
+
+def test_a_full_queue_refuses_at_once_with_a_measured_retry_after(spec):
+    """max_queue requests wait behind one running call of about 0.4 s; the next is refused at
+    once, and told to come back after about the time for one to leave the queue, not a fixed
+    or worst-case figure."""
+    pipeline = FakePipeline(delay=0.4)
+    backend = fake_backend(spec, pipeline, max_batch=1, max_queue=3, timeout_s=30)
+    backend.generate(generation(seed=99))  # one measurement: 0.4 s an image
+    outcomes = ask_all(backend, [generation(seed=s) for s in range(6)])
+    refused = [(exc, took) for exc, took in outcomes if isinstance(exc, BackendUnavailable)]
+    served = [took for result, took in outcomes if isinstance(result, list)]
+    assert len(served) == 4 and len(refused) == 2
+    for exc, took in refused:
+        assert "3 generations are waiting" in str(exc)
+        assert took < 0.2  # at once, not after the 0.4 s call
+        assert exc.retry_after == 1  # the queue moves every 0.4 s: the old figure was 4-5
+
+
+def test_a_request_that_would_wait_past_the_limit_is_refused_at_once(spec):
+    """The issue's probe: with timeout_s=10, 'queue full' 503s came only after 8-9 s. Here
+    the wait is estimated from the measured time per image: whoever would wait past the limit
+    is refused at once, with Retry-After the time until the queue would admit them."""
+    pipeline = FakePipeline(delay=0.3)
+    backend = fake_backend(spec, pipeline, max_batch=1, timeout_s=1.0)
+    backend.generate(generation(seed=99))  # one measurement: 0.3 s an image
+    outcomes = ask_all(backend, [generation(seed=s) for s in range(8)], stagger=0.01)
+    served = [took for result, took in outcomes if isinstance(result, list)]
+    refused = [(exc, took) for exc, took in outcomes if isinstance(exc, BackendUnavailable)]
+    assert 2 <= len(served) <= 4 and all(took < 1.0 for took in served)
+    for exc, took in refused:
+        assert "longer than the 1 s limit" in str(exc) and took < 0.2
+        assert 1 <= exc.retry_after <= 2  # about three calls of 0.3 s must finish first
+    assert len(pipeline.calls) == 1 + len(served)
+
+
+def test_retry_after_follows_the_kind_of_request_waiting(spec):
+    """One slow call (2048x2048) must not set Retry-After for a queue of small ones: the time
+    per image is measured per model and size."""
+    pipeline = FakePipeline(delay=lambda kw: 2.5 if kw["width"] == 2048 else 0.2)
+    backend = fake_backend(spec, pipeline, max_batch=1, max_queue=2, timeout_s=30)
+    backend.generate(generation(width=2048, height=2048))
+    backend.generate(generation(width=256, height=256))
+    assert backend.timings.seconds(batch_key_of(spec, width=2048, height=2048), 1) > 2
+    outcomes = ask_all(backend, [generation(seed=s) for s in range(4)])
+    refused = [exc for exc, _ in outcomes if isinstance(exc, BackendUnavailable)]
+    assert refused and all(exc.retry_after == 1 for exc in refused)
+
+
+def batch_key_of(spec, **overrides):
+    from mockserver.backends.diffusers_backend import batch_key
+
+    g = generation(**overrides)
+    return batch_key(g, spec.pipelines[g.model])
+
+
+def test_the_prompt_cache_skips_the_text_encoders_and_keeps_the_image(spec, models_dir):
+    """A repeated prompt reuses its encodings: the text encoders run once per new prompt (the
+    new ones of a batch in one call), and the image is the one made without the cache."""
+    cached = DiffusersBackend(spec=spec, models_dir=models_dir, warmup=False, prompt_cache=2)
+    plain = DiffusersBackend(spec=spec, models_dir=models_dir, warmup=False, prompt_cache=0)
+    encoded = []
+    pipeline = cached.pipelines["sdxl-lightning"]
+    encode_prompt = pipeline.encode_prompt
+
+    def spy(prompt=None, **kwargs):  # the pipeline calls it too, with the encodings: prompt None
+        if prompt is not None:
+            encoded.append(prompt)
+        return encode_prompt(prompt, **kwargs)
+
+    pipeline.encode_prompt = spy
+    first = cached.generate(generation(prompt="a red fox", seed=3))
+    assert cached.generate(generation(prompt="a red fox", seed=3)) == first
+    assert encoded == [["a red fox"]]
+    assert abs(_pixels(first[0]) - _pixels(plain.generate(generation(seed=3))[0])).max() <= 2
+    # A negative prompt is encoded (and cached) the same way; the least recent entry goes.
+    with_negative = cached.generate(generation(prompt="a red fox", negative_prompt="blur"))
+    reference = plain.generate(generation(prompt="a red fox", negative_prompt="blur"))
+    assert abs(_pixels(with_negative[0]) - _pixels(reference[0])).max() <= 2
+    assert encoded == [["a red fox"], ["blur"]]
+    cached.generate(generation(prompt="a grey wolf"))
+    cached.generate(generation(prompt="a red fox"))
+    assert encoded[-2:] == [["a grey wolf"], ["a red fox"]]  # two entries: "a red fox" went
+
+
+def test_the_compile_cache_is_saved_after_warm_up_and_loaded_at_the_next_start(
+    spec, tmp_path, monkeypatch
+):
+    """With compile_cache_dir, inductor's caches live there and torch.compile's cache
+    artifacts are saved after warm-up and loaded by the next start (here around a fake
+    pipeline: what is saved and loaded is torch's business, where it goes is ours)."""
+    loaded = []
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: (b"artifacts", None))
+    monkeypatch.setattr(torch.compiler, "load_cache_artifacts", loaded.append)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "elsewhere"))  # undone after
+    folder = tmp_path / "compile-cache"
+    options = dict(compile=True, compile_sizes="256x256", compile_cache_dir=str(folder))
+    fake_backend(spec, FakePipeline(), **options).warm_up(negative_prompts=False)
+    assert (folder / "torch-compile-artifacts.bin").read_bytes() == b"artifacts"
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(folder / "inductor")
+    assert loaded == []
+    fake_backend(spec, FakePipeline(), **options)
+    assert loaded == [b"artifacts"]
+
+
+class PatientServer(RunningServer):
+    """Loading torch and diffusers in the server takes more than 30 s on a busy machine."""
+
+    def _wait_until_ready(self, timeout: float = 180.0) -> None:
+        super()._wait_until_ready(timeout)
+
+
+def test_the_real_server_refuses_at_once_when_the_queue_is_full(models_dir):
+    """The issue's probe, through `python -m mockserver --backend diffusers` with its defaults:
+    150 concurrent requests all got 200, the slowest after 85.8 s. Now those beyond the queue
+    get 503 at once, each with a Retry-After, while the admitted ones are served."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from tests.conftest import auth
+
+    server = PatientServer("--backend", "diffusers", "--models-dir", str(models_dir))
+    body = {"prompt": "a red fox", "model": "sdxl-lightning", "width": 512, "height": 512}
+
+    def post(index):
+        started = time.monotonic()
+        reply = requests.post(
+            server.url + "/api/v1/generate", json={**body, "seed": index}, headers=auth(),
+            timeout=300,
+        )  # fmt: skip
+        return reply, time.monotonic() - started
+
+    try:
+        with ThreadPoolExecutor(150) as pool:
+            answers = list(pool.map(post, range(150)))
+    finally:
+        server.stop()
+    served = [took for reply, took in answers if reply.status_code == 200]
+    refused = [(reply, took) for reply, took in answers if reply.status_code == 503]
+    assert len(served) + len(refused) == 150
+    assert served and len(refused) >= 150 - 32 - 8 - 32  # queue, a running batch, a margin
+    for reply, _ in refused:
+        assert reply.headers["Content-Type"] == "application/problem+json"
+        assert reply.json()["code"] == "model_unavailable"
+        assert int(reply.headers["Retry-After"]) >= 1
+    assert sorted(took for _, took in refused)[len(refused) // 2] < max(served) / 2
