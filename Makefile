@@ -16,14 +16,14 @@ TYPESCRIPT_VERSION := 5.9.3
 OPENAPI_FETCH_VERSION := 0.17.0
 NODE_TYPES_VERSION := 20.19.43
 
-.PHONY: install run test lint format bench bench-gpu st contract contract-prism mutants client client-check clean
+.PHONY: install run test lint format bench bench-gpu bench-ray st contract contract-prism mutants client client-check clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,gpu]"
+	$(BIN)/pip install --quiet -e ".[test,gpu,ray]"
 	touch $@
 
 $(TOOLS)/.installed: Makefile
@@ -107,6 +107,10 @@ bench: $(STAMP) $(TOOLS)/.installed
 # On a machine with an NVIDIA GPU: plain diffusers vs the diffusers backend on full-size SDXL.
 bench-gpu: $(STAMP)
 	$(BIN)/python bench/bench_gpu.py --compile
+
+# The ray backend on the CPU with tiny pipelines: in-process vs Ray with 1 and 2 replicas.
+bench-ray: $(STAMP)
+	$(BIN)/python bench/bench_ray.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .hypothesis

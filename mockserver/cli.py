@@ -8,10 +8,11 @@ import json
 import os
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 from mockserver.auth import mask
-from mockserver.backends import BackendError, available_backends
+from mockserver.backends import BackendError, available_backends, server_scope
 from mockserver.config import Config
 
 
@@ -142,6 +143,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mockserver: cannot start: {exc}", file=sys.stderr)
         return 2
     api = app.extensions["imageapi"].api
+    shared = ExitStack()  # what the workers share (a Ray cluster) starts before granian forks
+    try:
+        extra = shared.enter_context(
+            server_scope(config.backend, spec=api.spec, **config.backend_options)
+        )
+    except Exception as exc:
+        print(f"mockserver: cannot start: {exc}", file=sys.stderr)
+        return 2
+    if extra:
+        os.environ["MOCKSERVER_BACKEND_OPTIONS"] = json.dumps({**config.backend_options, **extra})
     print(f"Image API mock on http://{args.host}:{args.port} (backend: {api.config.backend})")
     for key, plan in api.config.keys.items():
         print(f"  {plan:<10} key {mask(key)}")
@@ -151,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     workers = args.workers or (1 if real_backend else os.cpu_count() or 1)
     threads = args.threads or (64 if real_backend else 32 if api.config.latency else 2)
     del app, api  # the workers build their own
-    serve(args.host, args.port, workers, threads)
+    with shared:
+        serve(args.host, args.port, workers, threads)
     return 0
 
 
