@@ -5,7 +5,10 @@ In one run, at 1024x1024 for 4 and 8 steps, guidance 0 (the SDXL Lightning recip
   (a) plain diffusers StableDiffusionXLPipeline, fp16, eager, to PIL: the anchor;
   (b) our backend in-process (bf16; with --compile, CUDA graphs for the UNet and a compiled VAE
       decoder, compiled during warm-up): pipeline time to pixels, and generate() to PNG bytes;
-  (c) our server end to end over HTTP, at concurrency 1, 4 and 8: latency and images/s.
+  (c) our server end to end over HTTP, at concurrency 1, 4 and 8: latency and images/s;
+  (d) with --ray, the ray backend with one replica on the same device against (b), the same
+      generations from 1 and 8 threads through generate() (the replica loads the pipeline from
+      disk: it is saved first).
 --tiny runs the same on a tiny pipeline (for a CPU try-out).
 """
 
@@ -217,6 +220,56 @@ def http_run(url: str, key: str, concurrency: int, per_client: int, steps: int, 
     }
 
 
+def save_for_ray(pipeline, spec, tmp: Path) -> Path:
+    """*pipeline* as sdxl-lightning's weights folder, for a Ray replica to load: its UNet is
+    also the distilled-UNet file the catalog's recipe names."""
+    folder = tmp / "models" / "sdxl-lightning"
+    pipeline.save_pretrained(folder)
+    unet_file = next((folder / "unet").glob("*.safetensors"))
+    (folder / spec.pipelines["sdxl-lightning"]["unet_weights"]).symlink_to(unet_file)
+    return folder.parent
+
+
+def ray_against_in_process(backend, spec, models: Path, device: str, args) -> dict:
+    """(d): images/s at concurrency 1 and 8 through generate(), in-process and on Ray Serve
+    with one replica on the same device."""
+    try:
+        from mockserver.backends.ray_backend import RayBackend, server_scope
+    except ImportError:
+        print("(d) skipped: ray is not installed (pip install '.[ray]')", flush=True)
+        return {"skipped": "ray is not installed"}
+    import ray
+
+    from bench.bench_ray import measure
+
+    sizes = (args.size, 4, 16)
+    report = {"in_process": measure("(d) in-process", backend.generate, *sizes)}
+    started = time.perf_counter()
+    options = dict(
+        models_dir=str(models), replicas=1, compile=args.compile, device=device,
+        max_batch=args.max_batch, timeout_s=600, compile_sizes=[f"{args.size}x{args.size}"],
+        app_name="bench-gpu",
+    )  # fmt: skip
+    if args.ray_address:
+        options["address"] = args.ray_address
+    if args.ray_cpus:
+        options["num_cpus"] = args.ray_cpus
+    with server_scope(spec=spec, **options) as joined:
+        ray_backend = RayBackend(spec=spec, **joined)
+        report["ray_start_s"] = time.perf_counter() - started
+        report["ray_1"] = measure("(d) Ray, 1 replica", ray_backend.generate, *sizes)
+        ray.shutdown()  # this process's driver, before the cluster goes
+    report["ray_1_over_in_process_c8"] = (
+        report["ray_1"][8]["images_per_s"] / report["in_process"][8]["images_per_s"]
+    )
+    print(
+        f"(d) images/s at c=8, Ray 1 replica / in-process: "
+        f"{report['ray_1_over_in_process_c8']:.2f} (Ray start {report['ray_start_s']:.0f} s)",
+        flush=True,
+    )
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -228,6 +281,13 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-plain", action="store_true", help="leave out (a)")
     parser.add_argument("--skip-http", action="store_true", help="leave out (c)")
+    parser.add_argument(
+        "--ray", action="store_true", help="(d): Ray Serve, 1 replica, vs in-process"
+    )
+    parser.add_argument(
+        "--ray-address", help="(d) in this running cluster (default: a local one, started here)"
+    )
+    parser.add_argument("--ray-cpus", type=float, help="(d): CPUs for the replica")
     parser.add_argument("--max-batch", type=int, default=4)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument(
@@ -291,6 +351,7 @@ def main() -> int:
     ours = build_sdxl(
         args.tiny, torch.bfloat16 if device == "cuda" else torch.float32, device, tmp, seed=1
     )
+    models = save_for_ray(ours, spec, tmp) if args.ray else None  # before compile fuses QKV
     started = time.perf_counter()
     backend = DiffusersBackend(
         spec=spec, pipelines={"sdxl-lightning": ours}, compile=args.compile, warmup=False,
@@ -334,6 +395,9 @@ def main() -> int:
             + ", ".join(f"{name} {ms:.1f}" for name, ms in stages.items()),
             flush=True,
         )
+
+    if args.ray:
+        results["ray"] = ray_against_in_process(backend, spec, models, device, args)
 
     results["total_s"] = time.perf_counter() - run_started
     if args.skip_http or args.skip_plain:

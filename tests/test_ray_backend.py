@@ -3,6 +3,7 @@ two CPU replicas of the tiny pipelines) and stopped after them."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -188,3 +189,26 @@ def test_a_cluster_that_cannot_be_reached_is_one_line_and_exit_2():
         f"mockserver: cannot start: cannot reach the Ray cluster at 127.0.0.1:{port}: "
         "[Errno 111] Connection refused"
     ]
+
+
+def test_the_gpu_benchmark_compares_ray_with_one_replica_on_tiny_pipelines(cluster, tmp_path):
+    """`bench/bench_gpu.py --ray` runs whole here, in the shared cluster (on a GPU machine it
+    starts its own). It asserts what the report holds, never how fast anything was."""
+    output = tmp_path / "gpu.json"
+    result = subprocess.run(
+        [
+            sys.executable, "bench/bench_gpu.py", "--tiny", "--repeats", "1", "--size", "256",
+            "--skip-plain", "--ray", "--ray-address", cluster, "--ray-cpus", "1",
+            "--output", str(output),
+        ],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(output.read_text())["ray"]
+    for name in ("in_process", "ray_1"):
+        runs = [report[name][concurrency] for concurrency in ("1", "8")]
+        assert [run["concurrency"] for run in runs] == [1, 8]
+        assert all(run["images"] >= 16 and run["images_per_s"] > 0 for run in runs)
+    assert report["ray_1_over_in_process_c8"] > 0
+    assert "Ray 1 replica / in-process" in result.stdout
+    assert running_replicas("bench-gpu") == 0  # the benchmark undeployed its app
