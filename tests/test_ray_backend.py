@@ -144,16 +144,20 @@ def test_a_replica_killed_under_load_loses_no_request_and_is_replaced(cluster):
         server.stop()
 
 
-def test_past_max_queued_requests_the_answer_is_503_with_retry_after_at_once(cluster):
+def test_past_max_queued_requests_the_answer_is_503_with_retry_after_at_once(cluster, models_dir):
     """One replica that takes one request at a time and one more in the queue, 8 at once:
     the rest are refused at once, the others served."""
     server = RunningServer(
-        "--backend", "ray", "--backend-option", f"address={cluster}",
-        "--backend-option", "app_name=pressure", "--backend-option", "replicas=1",
+        "--backend", "ray", "--models-dir", str(models_dir),
+        "--backend-option", f"address={cluster}", "--backend-option", "app_name=pressure",
+        "--backend-option", "replicas=1",
         "--backend-option", "max_ongoing_requests=1", "--backend-option", "max_queued_requests=1",
         "--backend-option", "num_cpus=1", ready_within=180,
     )  # fmt: skip
     try:
+        warm: list = []
+        ask(server.url, warm, seed=99)  # the server's handle has Serve's limits from now on
+        assert warm[0][0] == 200
         outcomes: list = []
         clients = [
             threading.Thread(target=ask, args=(server.url, outcomes, seed, 1024))

@@ -212,12 +212,12 @@ class RayBackend:
 
         try:
             response = self.handle.generate.remote(generation)
-        except BackPressureError:
-            raise BackendUnavailable("every replica is busy and the queue is full", 5) from None
-        try:
             return response.result(timeout_s=self.timeout_s)
-        except BackPressureError:
-            raise BackendUnavailable("every replica is busy and the queue is full", 5) from None
+        except BackPressureError as exc:
+            raise BackendUnavailable(
+                "every replica is busy and the queue is full; try again shortly",
+                max(1, round(exc.retry_after_s or 5)),
+            ) from None
         except TimeoutError:
             response.cancel()
             raise BackendUnavailable(
