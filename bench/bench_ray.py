@@ -1,6 +1,6 @@
 """`make bench-ray`: what Ray Serve costs and gives, on the CPU with tiny pipelines.
 
-In one run, the same generations (512x512, 4 steps, distinct prompts and seeds) from 1 and 8
+In one run, the same generations (256x256, 4 steps, distinct prompts and seeds) from 1 and 8
 client threads through the backend's generate():
   (a) the diffusers backend in-process;
   (b) the ray backend, one replica (a local cluster started here; the replica gets the
@@ -88,9 +88,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--images", type=int, default=48, help="images per measurement")
+    parser.add_argument("--images", type=int, default=32, help="images per measurement")
     parser.add_argument(
         "--output",
         type=Path,
