@@ -6,8 +6,10 @@ client threads through the backend's generate():
   (b) the ray backend, one replica (a local cluster started here; the replica gets the
       machine's cores, as the in-process backend has them);
   (c) the ray backend, two replicas (half the cores each).
-Reported: images/s, Ray's overhead per request (latency at concurrency 1, (b) - (a)), Ray with
-1 replica over in-process at concurrency 8 (goal >= 0.9), and 2 replicas over 1.
+In three rounds, each measuring the three in turn (a load that comes and goes on a shared
+machine falls on all three alike), the median over the rounds of: images/s, Ray's overhead per
+request (latency at concurrency 1, (b) - (a)), Ray with 1 replica over in-process at
+concurrency 8 (goal >= 0.9), and 2 replicas over 1.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -96,34 +99,55 @@ def main() -> int:
         type=Path,
         default=Path(os.environ.get("OUT", ROOT / "bench" / "results")) / "ray.json",
     )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--make-models", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from mockserver.spec import load_spec
+
+    if args.make_models:
+        tiny_models_dir(args.make_models, load_spec())
+        return 0
 
     import ray
 
     from mockserver.backends.diffusers_backend import DiffusersBackend
     from mockserver.backends.ray_backend import RayBackend, server_scope
-    from mockserver.spec import load_spec
 
     spec = load_spec()
-    models = tiny_models_dir(Path(tempfile.mkdtemp()), spec)
+    models = Path(tempfile.mkdtemp())
+    # Built in another process: torch in this one's main thread would start a second thread
+    # pool beside the in-process backend's own (see diffusers_backend).
+    subprocess.run([sys.executable, __file__, "--make-models", str(models)], check=True)
     cores = os.cpu_count() or 1
     results: dict = {"size": args.size, "steps": args.steps, "cores": cores}
     sizes = (args.size, args.steps, args.images)
 
+    # All three stay up; each round measures them one after the other, so that a load that
+    # comes and goes on a shared machine falls on all three alike. The Ray apps' replicas get
+    # the cores between them (the other app is idle while one is measured).
     in_process = DiffusersBackend(spec=spec, models_dir=models, warmup=False)
-    results["in_process"] = measure("diffusers in-process", in_process.generate, *sizes)
-
-    # One cluster; each app's replicas get the cores between them (the other app is idle).
     options = {"models_dir": str(models), "num_cluster_cpus": 2 * cores}
     with server_scope(spec=spec, replicas=1, num_cpus=cores, **options) as one:
-        single = RayBackend(spec=spec, address=one["address"])
-        results["ray_1"] = measure("ray, 1 replica", single.generate, *sizes)
         two = {"address": one["address"], "app_name": "two", "replicas": 2}
         with server_scope(spec=spec, num_cpus=max(1, cores // 2), **two, **options):
-            double = RayBackend(spec=spec, address=one["address"], app_name="two")
-            results["ray_2"] = measure("ray, 2 replicas", double.generate, *sizes)
-            results["ray_2_served_by"] = dict(double.served_by)
+            targets = {
+                "in_process": ("diffusers in-process", in_process.generate),
+                "ray_1": ("ray, 1 replica", RayBackend(spec=spec, **one).generate),
+                "ray_2": ("ray, 2 replicas", RayBackend(spec=spec, **two).generate),
+            }
+            rounds = {name: [] for name in targets}
+            for _ in range(args.rounds):
+                for name, (label, generate) in targets.items():
+                    rounds[name].append(measure(label, generate, *sizes))
         ray.shutdown()  # this process's driver, before the cluster goes
+    for name, runs in rounds.items():  # medians over the rounds
+        results[name] = {
+            concurrency: {
+                key: statistics.median(run[concurrency][key] for run in runs)
+                for key in runs[0][concurrency]
+            }
+            for concurrency in (1, 8)
+        }
 
     ours, one, two = results["in_process"], results["ray_1"], results["ray_2"]
     results["overhead_ms_c1"] = one[1]["p50_ms"] - ours[1]["p50_ms"]
