@@ -17,7 +17,7 @@ TYPESCRIPT_VERSION := 5.9.3
 OPENAPI_FETCH_VERSION := 0.17.0
 NODE_TYPES_VERSION := 20.19.43
 
-.PHONY: install dists run test lint format bench bench-gpu bench-slow fuzz st contract contract-prism mutants client client-check clean
+.PHONY: install dists run test lint format bench bench-gpu bench-ray bench-slow fuzz st contract contract-prism mutants client client-check clean
 
 install: $(STAMP)
 
@@ -32,7 +32,7 @@ $(RUN_STAMP): pyproject.toml
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,gpu]"
+	$(BIN)/pip install --quiet -e ".[test,gpu,ray]"
 	touch $@ $(RUN_STAMP)
 
 $(TOOLS)/.installed: Makefile
@@ -141,6 +141,10 @@ bench-gpu: $(STAMP)
 dists: $(STAMP)
 	for project in . packages/imageapi-contract packages/imageapi-client; do \
 		$(BIN)/python -m build --outdir dist $$project || exit 1; done
+
+# The ray backend on the CPU with tiny pipelines: in-process vs Ray with 1 and 2 replicas.
+bench-ray: $(STAMP)
+	$(BIN)/python bench/bench_ray.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .hypothesis dist build

@@ -17,7 +17,10 @@ figure is min / median / max over --repeats runs (>= 5) after --warmups calls (>
       and the VAE decoder with mode="max-autotune" and its inductor flags), to PIL: the fast
       anchor. --short compiles it without autotuning (mode="reduce-overhead"), which alone
       takes minutes, and the report says so.
-They run in the order a, d, b, c. --short fits about 8 minutes on an H200, compiles included
+  (e) with --ray, the ray backend with one replica on the same device against (b), the same
+      generations from 1 and 8 threads through generate() (the replica loads the weights
+      saved for (c)).
+They run in the order a, d, b, e, c. --short fits about 8 minutes on an H200, compiles included
 (compiled batch sizes 1, 4 and 8 only): it keeps to --budget-s and skips
 (and names) what would not fit. --tiny runs the same on tiny pipelines (for a CPU try-out).
 """
@@ -320,6 +323,46 @@ def save_models(pipeline, spec, folder: Path) -> Path:
     return folder
 
 
+def ray_against_in_process(backend, spec, models: Path, device: str, args) -> dict:
+    """(e): images/s at concurrency 1 and 8 through generate(), in-process and on Ray Serve
+    with one replica on the same device."""
+    try:
+        from mockserver.backends.ray_backend import RayBackend, server_scope
+    except ImportError:
+        print("(e) skipped: ray is not installed (pip install '.[ray]')", flush=True)
+        return {"skipped": "ray is not installed"}
+    import ray
+
+    from bench.bench_ray import measure
+
+    sizes = (args.size, 4, 16)
+    report = {"in_process": measure("(e) in-process", backend.generate, *sizes)}
+    started = time.perf_counter()
+    options = dict(
+        models_dir=str(models), replicas=1, compile=args.compile, device=device,
+        max_batch=args.max_batch, timeout_s=600, compile_sizes=[f"{args.size}x{args.size}"],
+        app_name="bench-gpu",
+    )  # fmt: skip
+    if args.ray_address:
+        options["address"] = args.ray_address
+    if args.ray_cpus:
+        options["num_cpus"] = args.ray_cpus
+    with server_scope(spec=spec, **options) as joined:
+        ray_backend = RayBackend(spec=spec, **joined)
+        report["ray_start_s"] = time.perf_counter() - started
+        report["ray_1"] = measure("(e) Ray, 1 replica", ray_backend.generate, *sizes)
+        ray.shutdown()  # this process's driver, before the cluster goes
+    report["ray_1_over_in_process_c8"] = (
+        report["ray_1"][8]["images_per_s"] / report["in_process"][8]["images_per_s"]
+    )
+    print(
+        f"(e) images/s at c=8, Ray 1 replica / in-process: "
+        f"{report['ray_1_over_in_process_c8']:.2f} (Ray start {report['ray_start_s']:.0f} s)",
+        flush=True,
+    )
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -344,6 +387,13 @@ def main() -> int:
     parser.add_argument(
         "--compile-text-encoders", action="store_true", help="our backend's option of that name"
     )
+    parser.add_argument(
+        "--ray", action="store_true", help="(e): Ray Serve, 1 replica, vs in-process"
+    )
+    parser.add_argument(
+        "--ray-address", help="(e) in this running cluster (default: a local one, started here)"
+    )
+    parser.add_argument("--ray-cpus", type=float, help="(e): CPUs for the replica")
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument(
         "--output",
@@ -447,7 +497,8 @@ def main() -> int:
 
     # (b) our backend in-process: the first start, with an empty compile cache
     ours = build_sdxl(args.tiny, bf16, device, tmp, seed=1)
-    models = save_models(ours, spec, tmp / "models") if not args.skip_http else None
+    wanted = not args.skip_http or args.ray  # (c) and (e) load the weights from disk
+    models = save_models(ours, spec, tmp / "models") if wanted else None
     cache_dir = tmp / "compile-cache"
     options = dict(
         compile=args.compile, max_batch=args.max_batch, timeout_s=600,
@@ -512,6 +563,8 @@ def main() -> int:
                 flush=True,
             )
     results["compile_cache_files"] = sum(1 for f in cache_dir.rglob("*") if f.is_file())
+    if args.ray:
+        results["ray"] = ray_against_in_process(backend, spec, models, device, args)
     del backend, ours, clock
     if device == "cuda":
         torch.cuda.empty_cache()

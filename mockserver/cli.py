@@ -9,10 +9,11 @@ import os
 import shutil
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 from mockserver.auth import mask
-from mockserver.backends import BackendError, available_backends
+from mockserver.backends import BackendError, available_backends, server_scope
 from mockserver.config import DEV_KEYS, Config
 from mockserver.guard import WAITING_THREADS
 
@@ -173,7 +174,9 @@ def _check_and_serve(args: argparse.Namespace) -> int:
         stand_in = None if config.backend == "placeholder" else _NotLoaded()
         # Nothing shared here: no store connection or journal thread may be open when granian
         # starts the workers, which open their own.
-        create_app(dataclasses.replace(config, journal_size=0, state=None), backend=stand_in)
+        app = create_app(dataclasses.replace(config, journal_size=0, state=None), backend=stand_in)
+        spec = app.extensions["imageapi"].current().spec
+        del app  # the workers build their own
         store = open_store(config.state)
         try:
             store.check()
@@ -185,13 +188,24 @@ def _check_and_serve(args: argparse.Namespace) -> int:
     except Exception as exc:
         print(f"mockserver: cannot start: {exc}", file=sys.stderr)
         return 2
+    shared = ExitStack()  # what the workers share (a Ray cluster) starts before granian forks
+    try:
+        extra = shared.enter_context(
+            server_scope(config.backend, spec=spec, **config.backend_options)
+        )
+    except Exception as exc:
+        print(f"mockserver: cannot start: {exc}", file=sys.stderr)
+        return 2
+    if extra:
+        os.environ["MOCKSERVER_BACKEND_OPTIONS"] = json.dumps({**config.backend_options, **extra})
     print(banner(config, f"http://{args.host}:{args.port}"), flush=True)
     # A real backend holds one model set per worker process and blocks a thread per waiting
     # request; the placeholder is cheap and CPU-bound.
     real_backend = config.backend != "placeholder"
     workers = args.workers or (1 if real_backend else os.cpu_count() or 1)
     threads = args.threads or (64 if real_backend else 32 if config.latency else 2)
-    serve(args.host, args.port, workers, threads)
+    with shared:
+        serve(args.host, args.port, workers, threads)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +35,21 @@ def app(spec):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory, spec):
+    """One tiny SDXL pipeline, in a folder per catalog model (it stands in for every family),
+    with the distilled UNet weights file where the catalog's recipe names one."""
+    from tests.tiny_pipelines import save_unet_weights, tiny_sdxl
+
+    root = tmp_path_factory.mktemp("models")
+    source = tiny_sdxl(root / "_tiny-sdxl")
+    for model_id in spec.models:
+        shutil.copytree(source, root / model_id, symlinks=True)
+        if weights := spec.pipelines[model_id].get("unet_weights"):
+            save_unet_weights(root / model_id / weights, seed=99)
+    return root
 
 
 def make_generation(**overrides):
@@ -82,7 +98,7 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None
 class RunningServer:
     """``python -m mockserver`` in a subprocess, as ``make run`` starts it."""
 
-    def __init__(self, *args: str, env: dict | None = None):
+    def __init__(self, *args: str, env: dict | None = None, ready_within: float = 30.0):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "mockserver", "--port", str(self.port), *args]
@@ -95,9 +111,9 @@ class RunningServer:
             text=True,
             start_new_session=True,  # its own process group, so that stop() reaches the workers
         )
-        self._wait_until_ready()
+        self._wait_until_ready(ready_within)
 
-    def _wait_until_ready(self, timeout: float = 30.0) -> None:
+    def _wait_until_ready(self, timeout: float) -> None:
         try:
             wait_for(self.url, self.process, timeout)
         except RuntimeError:
@@ -125,3 +141,20 @@ def server():
     running = RunningServer("--workers", "2", "--no-rate-limits")
     yield running
     running.stop()
+
+
+def assert_contract_suite_passes(base_url: str) -> None:
+    """The whole contract suite, with the same examples as against the in-process mock, run
+    against the server at *base_url*: every test runs and passes."""
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "contract_tests", "-q", "-p", "no:cacheprovider",
+            "--base-url", base_url, "--dev-keys", "--request-timeout", "300",
+        ],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "CI": "true"},
+    )  # fmt: skip
+    summary = result.stdout.strip().splitlines()[-1]
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "passed" in summary and "failed" not in summary and "skipped" not in summary, summary
+    assert "billable requests made: " in result.stdout

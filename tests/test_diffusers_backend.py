@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 
@@ -20,21 +18,7 @@ import torch  # noqa: E402
 
 from mockserver.backends import BackendUnavailable  # noqa: E402
 from mockserver.backends.diffusers_backend import DiffusersBackend  # noqa: E402
-from tests.conftest import ROOT, RunningServer, make_generation  # noqa: E402
-from tests.tiny_pipelines import save_unet_weights, tiny_sdxl  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def models_dir(tmp_path_factory, spec):
-    """One tiny SDXL pipeline, in a folder per catalog model (it stands in for every family),
-    with the distilled UNet weights file where the catalog's recipe names one."""
-    root = tmp_path_factory.mktemp("models")
-    source = tiny_sdxl(root / "_tiny-sdxl")
-    for model_id in spec.models:
-        shutil.copytree(source, root / model_id, symlinks=True)
-        if weights := spec.pipelines[model_id].get("unet_weights"):
-            save_unet_weights(root / model_id / weights, seed=99)
-    return root
+from tests.conftest import RunningServer, assert_contract_suite_passes, make_generation  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -286,20 +270,9 @@ def test_the_contract_suite_passes_against_the_diffusers_backend(models_dir):
         "--backend", "diffusers", "--models-dir", str(models_dir), "--no-rate-limits"
     )
     try:
-        result = subprocess.run(
-            [
-                sys.executable, "-m", "pytest", "contract_tests", "-q", "-p", "no:cacheprovider",
-                "--base-url", server.url, "--dev-keys", "--request-timeout", "300",
-            ],
-            cwd=ROOT, capture_output=True, text=True, timeout=900,
-            env={**os.environ, "CI": "true"},
-        )  # fmt: skip
+        assert_contract_suite_passes(server.url)
     finally:
         server.stop()
-    summary = result.stdout.strip().splitlines()[-1]
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert "passed" in summary and "failed" not in summary and "skipped" not in summary, summary
-    assert "billable requests made: " in result.stdout
 
 
 # The queue: no device time for a request nobody waits for, refusals at once, honest Retry-After.

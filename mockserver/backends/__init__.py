@@ -10,10 +10,16 @@ through the ``mockserver.backends`` entry-point group, so another package can ad
 The entry point names a factory called with the backend's options as keyword arguments; the
 server also passes ``spec``, the loaded :class:`~mockserver.spec.ApiSpec`, for a backend that
 reads per-model settings from the catalog (others ignore it with ``**options``).
+
+A backend whose server workers share something started once (a Ray cluster and its Serve app)
+gives its factory a ``server_scope(spec=..., **options)`` context manager: the CLI enters it
+before it forks the workers and leaves it when they have stopped; what it yields is added to
+the options the workers build the backend with.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from importlib.metadata import entry_points
 from typing import Protocol
 
@@ -37,15 +43,29 @@ class BackendUnavailable(Exception):
         super().__init__(detail)
         self.retry_after = retry_after
 
+    def __reduce__(self):  # pickled whole (with retry_after) to cross a process, as in Ray
+        return type(self), (str(self), self.retry_after)
+
 
 def available_backends() -> list[str]:
     return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
 
 
-def load_backend(name: str, **options) -> ImageBackend:
-    """Build the backend registered under *name* with *options*."""
+def backend_factory(name: str):
+    """The factory registered under *name*."""
     for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
-        return ep.load()(**options)
+        return ep.load()
     raise BackendError(
         f"no image backend named {name!r}; installed: {', '.join(available_backends()) or 'none'}"
     )
+
+
+def load_backend(name: str, **options) -> ImageBackend:
+    """Build the backend registered under *name* with *options*."""
+    return backend_factory(name)(**options)
+
+
+def server_scope(name: str, **options) -> AbstractContextManager[dict]:
+    """The backend's ``server_scope`` (see above), or one that starts nothing."""
+    scope = getattr(backend_factory(name), "server_scope", None)
+    return scope(**options) if scope is not None else nullcontext({})
