@@ -160,7 +160,6 @@ def test_429s_are_waited_out(tmp_path):
     ]
     assert statuses == [200] * (free["requests_per_minute"] + 1)
     assert billing.counts()["waited"] == 1
-    assert target.request("GET", MODELS, headers=auth, wait=False).status == 429
 
 
 # The shared budget ----------------------------------------------------------------------------
