@@ -3,16 +3,14 @@ is, and a server that will not listen beyond loopback with neither."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import requests
 
 from mockserver.admin import is_loopback
 from mockserver.app import create_app
 from mockserver.config import Config
-from tests.conftest import ROOT, RunningServer, auth
+from tests.conftest import RunningServer, auth
+from tests.test_cli import run_cli
 
 TOKEN = "admin-9f8e7d6c5b4a3210"
 ADMIN_ROUTES = [("GET", "/__admin/requests"), ("DELETE", "/__admin/requests"),
@@ -75,22 +73,11 @@ def test_loopback(host, loopback):
     assert is_loopback(host) is loopback
 
 
-def start(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mockserver", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env=env,
-    )
-
-
 @pytest.mark.parametrize(
     "args", [["--host", "0.0.0.0"], ["--host", "::"], ["--host", "0.0.0.0", "--admin-token", "a b"]]
 )
 def test_a_reachable_admin_surface_needs_a_token_or_admin_open(args):
-    result = start(*args, "--port", "1")  # the check comes before the port is bound
+    result = run_cli(*args, "--port", "1")  # the check comes before the port is bound
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "admin" in result.stderr
