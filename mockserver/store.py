@@ -178,10 +178,10 @@ class EmbeddedStore(StateStore):
     Journal entries are the hot path, since every request writes one: they are queued in memory
     and a thread writes the queue every FLUSH_S seconds in one transaction. Reading first waits
     for every live worker's writer to have run once more, so that it shows every request that
-    finished before the read; a worker's writer starts with its first journal entry or read and
-    stamps itself at once, and the stamp of a worker that is gone (killed, respawned) is dropped
-    rather than waited for. Rate-limit hits are written at once, in their own transaction, since
-    they decide the answer.
+    finished before the read; a worker's writer starts with its first journal entry and stamps
+    itself at once, a worker that only reads stamps nothing, and the stamp of a worker that is
+    gone (killed, respawned) is dropped rather than waited for. Rate-limit hits are written at
+    once, in their own transaction, since they decide the answer.
     """
 
     FLUSH_S = 0.02
@@ -193,7 +193,7 @@ class EmbeddedStore(StateStore):
         self._lock = threading.Lock()
         # (at, entry, keep, max_bytes); append and popleft are thread-safe
         self._pending: deque[tuple[float, str, int, int]] = deque()
-        self._writer: threading.Thread | None = None  # started by the first journal entry or read
+        self._writer: threading.Thread | None = None  # started by the first journal entry
         self._starting = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -300,8 +300,8 @@ class EmbeddedStore(StateStore):
         """Write what this worker holds, and wait (at most *patience_s*) until every live
         worker's writer has run since: then every request that finished before is written."""
         asked = time.time()
-        self._start_writer()
-        self._flush()
+        if self._writer is not None:  # a worker that never journaled holds nothing, stamps nothing
+            self._flush()
         if not self.shared:
             return
         deadline = time.monotonic() + patience_s
