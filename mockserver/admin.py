@@ -6,15 +6,24 @@
     GET    /__admin/state      which store this server shares, and whether it answers
 
 Every API request (under ``/api/v1/``, matched to a route or not) is recorded here.
+
+Who may call it: with an admin token set (``--admin-token``), only a request that sends it as
+``Authorization: Bearer <token>`` (compared in constant time); without one, only clients on this
+host (a loopback address), unless the server was told ``--admin-open``. ``python -m mockserver``
+refuses to listen on an address other machines can reach with neither.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import time
 
 from flask import Blueprint, Response, request
 
 from mockserver.api import API_PREFIX, current_call
+from mockserver.auth import bearer_token, digest
+from mockserver.config import Config
 from mockserver.journal import Journal
 from mockserver.problems import Problem
 from mockserver.runtime import Runtime
@@ -22,11 +31,25 @@ from mockserver.snapshot import to_json
 from mockserver.store import StoreUnavailable, redacted
 
 ADMIN_PREFIX = "/__admin"
+ADMIN_REALM = 'Bearer realm="imageapi-admin"'
+
+
+def is_loopback(host: str) -> bool:
+    """Whether *host* (an address, or ``localhost``) is reachable from this machine only."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:  # a name: it may resolve to anything
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
 
 
 def create_admin(runtime: Runtime) -> Blueprint:
     admin = Blueprint("admin", __name__, url_prefix=ADMIN_PREFIX)
     journal = runtime.journal
+    admin.before_request(_gate(runtime.config))
 
     @admin.get("/state")
     def state():
@@ -75,10 +98,15 @@ def _journal_routes(admin: Blueprint, journal: Journal) -> None:
     def list_requests():
         limit = request.args.get("limit", type=int)
         try:
-            entries = journal.entries(limit)
+            entries = journal.texts(limit)
         except StoreUnavailable as exc:
             raise _unavailable(exc) from exc
-        return _json({"requests": entries, "size": journal.size, "unsaved": journal.unsaved()})
+        # The entries are stored as the JSON they are served as: joined, not parsed again.
+        tail = to_json(
+            {"size": journal.size, "max_bytes": journal.max_bytes, "unsaved": journal.unsaved()}
+        )
+        body = b'{"requests":[' + ",".join(entries).encode("ascii") + b"]," + tail[1:]
+        return Response(body, mimetype="application/json")
 
     @admin.delete("/requests")
     def clear_requests():
@@ -87,6 +115,39 @@ def _journal_routes(admin: Blueprint, journal: Journal) -> None:
         except StoreUnavailable as exc:
             raise _unavailable(exc) from exc
         return Response(status=204)
+
+
+def _gate(config: Config):
+    """The check every admin request passes first; see the module's docstring."""
+    expected = digest(config.admin_token) if config.admin_token else None
+
+    def check():
+        if expected is None:
+            if config.admin_open or is_loopback(request.remote_addr or ""):
+                return
+            raise Problem(
+                403,
+                "admin_forbidden",
+                "The admin routes answer clients on the server's own host only; start the "
+                "server with --admin-token to reach them from elsewhere.",
+            )
+        presented = bearer_token(request.headers.get("Authorization"))
+        if presented is None:
+            raise Problem(
+                401,
+                "missing_admin_token",
+                "Send the admin token as 'Authorization: Bearer <token>'.",
+                headers={"WWW-Authenticate": ADMIN_REALM},
+            )
+        if not hmac.compare_digest(digest(presented), expected):
+            raise Problem(
+                401,
+                "invalid_admin_token",
+                "The admin token is not this server's.",
+                headers={"WWW-Authenticate": f'{ADMIN_REALM}, error="invalid_token"'},
+            )
+
+    return check
 
 
 def _unavailable(exc: StoreUnavailable) -> Problem:

@@ -1,9 +1,11 @@
 """The HTTP layer: a Flask app of three blueprints (``api``, ``admin``, ``docs``) over one
-:class:`~mockserver.runtime.Runtime`, with every refusal sent as ``application/problem+json``."""
+:class:`~mockserver.runtime.Runtime`, with every refusal sent as ``application/problem+json``
+(the guard's included: see :mod:`mockserver.guard`) and one access log line per request."""
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from flask import Flask, Response, current_app, request
@@ -11,17 +13,19 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from mockserver.admin import create_admin
 from mockserver.api import API_PREFIX, create_api, current_call
-from mockserver.auth import mask
 from mockserver.backends import ImageBackend, load_backend
 from mockserver.config import Config
 from mockserver.docs import create_docs
+from mockserver.guard import REFUSAL
 from mockserver.problems import PROBLEM_MEDIA_TYPE, Problem
+from mockserver.redact import text_redactor
 from mockserver.runtime import Runtime
 from mockserver.snapshot import modified, to_json
 from mockserver.spec import ApiSpec, load_spec
 from mockserver.store import StateStore
 
 log = logging.getLogger("mockserver")
+access_log = logging.getLogger("mockserver.access")
 
 
 def create_app(
@@ -47,14 +51,51 @@ def create_app(
     app.url_map.merge_slashes = False  # `//` is a 404, not a redirect built from the Host header
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes + 1
     app.extensions["imageapi"] = runtime
+    app.before_request(_begin)  # first, before any blueprint's hooks
     app.register_blueprint(create_api(runtime))
     app.register_blueprint(create_admin(runtime))
     app.register_blueprint(create_docs(runtime))
     app.after_request(_cors(config.cors_origins))
+    app.after_request(_log_access(text_redactor(config.keys)))
     app.register_error_handler(Problem, _problem_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)
     return app
+
+
+def _begin() -> None:
+    """Start the request's clock, and answer a refusal the guard handed over."""
+    current_call()
+    refusal = request.environ.get(REFUSAL)
+    if refusal is not None:
+        raise refusal
+
+
+LOGGED_PATH_CHARS = 200
+
+
+def _log_access(hide):
+    """One line per request: method, path (without its query, the server's keys masked wherever
+    they were pasted), status, milliseconds, plan and error code. Never a header or a query."""
+
+    def log_access(response: Response) -> Response:
+        if access_log.isEnabledFor(logging.INFO):
+            call = current_call()
+            path = hide(request.path)
+            if len(path) > LOGGED_PATH_CHARS:
+                path = path[:LOGGED_PATH_CHARS] + "..."
+            access_log.info(
+                "%s %s %d %.1f ms %s%s",
+                request.method,
+                path,
+                response.status_code,
+                (time.perf_counter() - call.started) * 1000,
+                call.plan or "-",
+                f" {call.problem_code}" if call.problem_code else "",
+            )
+        return response
+
+    return log_access
 
 
 CORS_ALLOW_HEADERS = "Authorization, Content-Type, Prefer"
@@ -94,9 +135,6 @@ def _cors(origins: list[str]):
 
 def _problem_response(problem: Problem) -> Response:
     current_call().problem_code = problem.code
-    if problem.status == 401:
-        header = request.headers.get("Authorization", "")
-        log.info("401 %s for key %s", problem.code, mask(header.split(" ")[-1]) if header else "-")
     response = Response(to_json(problem.to_dict(request.path)), status=problem.status)
     response.mimetype = PROBLEM_MEDIA_TYPE
     response.headers.update(problem.headers)
@@ -130,7 +168,9 @@ def _http_error(error: HTTPException) -> Response:
 
 
 def _internal_error(error: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    # The route, not the path: a path may carry what a client should not have sent.
+    route = request.url_rule or "an unrouted path"
+    log.exception("unhandled error on %s %s", request.method, route)
     return _problem_response(
         Problem(500, "internal_error", "The server failed to answer this request.")
     )

@@ -10,22 +10,29 @@ from collections.abc import Mapping
 from mockserver.problems import Problem
 from mockserver.redact import mask  # what logs and messages show of a key: none of it
 
-__all__ = ["REALM", "KeyStore", "mask"]
+__all__ = ["REALM", "KeyStore", "bearer_token", "digest", "mask"]
 
 REALM = 'Bearer realm="imageapi"'
 # RFC 6750 section 2.1: "Bearer" 1*SP b64token. Exactly one space: stray whitespace is malformed.
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9\-._~+/]+=*)")
 
 
-def _digest(key: str) -> bytes:
+def digest(key: str) -> bytes:
+    """What a key is kept and compared as."""
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value, or None if it is not one."""
+    match = _BEARER.fullmatch(authorization or "")
+    return match.group(1) if match else None
 
 
 class KeyStore:
     """Maps API keys to plans. Keys are kept as SHA-256 digests and compared in constant time."""
 
     def __init__(self, keys: Mapping[str, str]):
-        self._entries = [(_digest(key), plan) for key, plan in keys.items()]
+        self._entries = [(digest(key), plan) for key, plan in keys.items()]
 
     def plans(self) -> set[str]:
         return {plan for _, plan in self._entries}
@@ -36,18 +43,17 @@ class KeyStore:
             raise _unauthorized(
                 "missing_api_key", "Send your API key as 'Authorization: Bearer <key>'."
             )
-        match = _BEARER.fullmatch(authorization)
-        if not match:
+        key = bearer_token(authorization)
+        if key is None:
             raise _unauthorized(
                 "missing_api_key",
                 "The Authorization header must be 'Bearer <key>'.",
                 error="invalid_request",
             )
-        key = match.group(1)
-        presented = _digest(key)
+        presented = digest(key)
         plan = None
-        for digest, candidate in self._entries:  # no early exit: time does not depend on the key
-            if hmac.compare_digest(digest, presented):
+        for known, candidate in self._entries:  # no early exit: time does not depend on the key
+            if hmac.compare_digest(known, presented):
                 plan = candidate
         if plan is None:
             raise _unauthorized(

@@ -77,6 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--journal-size", type=int, help="requests kept by /__admin/requests (0: off; default 200)"
     )
     parser.add_argument(
+        "--journal-bytes",
+        type=int,
+        help="and their size in all, in bytes (default: 4 MiB)",
+    )
+    parser.add_argument(
+        "--admin-token",
+        metavar="TOKEN",
+        help="require 'Authorization: Bearer TOKEN' on /__admin/* (better: MOCKSERVER_ADMIN_TOKEN, "
+        "which ps does not show); needed to listen on a non-loopback --host",
+    )
+    parser.add_argument(
+        "--admin-open",
+        action="store_true",
+        help="leave /__admin/* open to anyone who can reach a non-loopback --host",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no access log line per request")
+    parser.add_argument(
         "--no-reload", action="store_true", help="do not follow edits of the spec file"
     )
     parser.add_argument(
@@ -113,6 +130,14 @@ def environment_from_args(args: argparse.Namespace) -> dict[str, str]:
         env["MOCKSERVER_SCENARIOS"] = "0"
     if args.journal_size is not None:
         env["MOCKSERVER_JOURNAL_SIZE"] = str(args.journal_size)
+    if args.journal_bytes is not None:
+        env["MOCKSERVER_JOURNAL_BYTES"] = str(args.journal_bytes)
+    if args.admin_token:
+        env["MOCKSERVER_ADMIN_TOKEN"] = args.admin_token
+    if args.admin_open:
+        env["MOCKSERVER_ADMIN_OPEN"] = "1"
+    if args.quiet:
+        env["MOCKSERVER_QUIET"] = "1"
     if args.no_reload:
         env["MOCKSERVER_RELOAD"] = "0"
     return env
@@ -165,6 +190,7 @@ def _check_and_serve(args: argparse.Namespace) -> int:
 
     try:  # build the app once here, so that a bad spec, key file or backend name fails fast
         config = Config.from_env()
+        _check_admin(config, args.host)
         if config.backend not in available_backends():
             raise BackendError(
                 f"no image backend named {config.backend!r}; "
@@ -209,6 +235,24 @@ def _check_and_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_admin(config: Config, host: str) -> None:
+    """The admin surface shows what every client sent and can erase it: on an address other
+    machines can reach, it needs a token, or to be left open knowingly."""
+    from mockserver.admin import is_loopback
+    from mockserver.auth import bearer_token
+
+    if config.admin_token is not None and bearer_token(f"Bearer {config.admin_token}") is None:
+        raise ValueError(
+            "the admin token must be a Bearer token: letters, digits and -._~+/ (then = only)"
+        )
+    if config.admin_token is None and not config.admin_open and not is_loopback(host):
+        raise ValueError(
+            f"--host {host} is reachable from other machines, and so would be /__admin "
+            "(every request's journal, and erasing it): set MOCKSERVER_ADMIN_TOKEN (or "
+            "--admin-token), or --admin-open to leave it open"
+        )
+
+
 def banner(config: Config, url: str) -> str:
     """What the server prints at start: where it is, its keys, and a call to paste.
 
@@ -221,6 +265,15 @@ def banner(config: Config, url: str) -> str:
     lines = [
         f"Image API mock on {url} (backend: {config.backend})",
         f"  docs: {url}/docs",
+        f"  admin: {url}/__admin/requests ("
+        + (
+            "needs the admin token"
+            if config.admin_token
+            else "open to anyone who can reach it"
+            if config.admin_open
+            else "for clients on this host only"
+        )
+        + ")",
         f"  state: {redacted(config.state) if config.state else 'in memory'}; rate limits: "
         + ("per key, as the plans say" if config.rate_limits else "off"),
         "  keys" + (" (the development keys, public):" if dev_keys else " (from --keys):"),
@@ -253,5 +306,5 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
         blocking_threads=threads + WAITING_THREADS,
         websockets=False,
         respawn_failed_workers=True,
-        log_access=False,
+        log_access=False,  # the app logs each request itself, without keys or queries
     ).serve()

@@ -19,6 +19,7 @@ DEV_KEYS = {
     "sk_test_enterprise_0123456789abcdef": "enterprise",
 }
 MAX_BODY_BYTES = 64 * 1024
+JOURNAL_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -35,12 +36,19 @@ class Config:
     scenarios: bool = True  # honour `Prefer: code=...` / `example=...` (mock mode)
     latency: str | None = None  # None, "realistic", or milliseconds as a string
     journal_size: int = 200  # requests kept by the journal; 0 turns it off
+    journal_bytes: int = JOURNAL_BYTES  # and their size in all
     # Where rate-limit windows and the journal live: None (in memory, this process only),
     # sqlite:///PATH (the workers of one host) or redis://HOST:PORT/DB (any number of hosts).
     state: str | None = None
     reload: bool = True  # follow edits of the spec file
     body_timeout_s: float = 10.0  # a request body must arrive within this, or 408
     work_slots: int | None = None  # requests running the app at once per worker (None: any)
+    # /__admin/*: with a token, every call needs it (Bearer); without one, only clients on this
+    # host may call it, unless admin_open (which `python -m mockserver` requires, or a token,
+    # to listen on an address other machines can reach).
+    admin_token: str | None = None
+    admin_open: bool = False
+    quiet: bool = False  # no access log line per request
 
     @classmethod
     def from_env(cls, environ=os.environ) -> Config:
@@ -56,10 +64,14 @@ class Config:
             "MOCKSERVER_SCENARIOS": ("scenarios", _flag),
             "MOCKSERVER_LATENCY": ("latency", parse_latency),
             "MOCKSERVER_JOURNAL_SIZE": ("journal_size", int),
+            "MOCKSERVER_JOURNAL_BYTES": ("journal_bytes", int),
             "MOCKSERVER_STATE": ("state", str),
             "MOCKSERVER_RELOAD": ("reload", _flag),
             "MOCKSERVER_BODY_TIMEOUT": ("body_timeout_s", float),
             "MOCKSERVER_WORK_SLOTS": ("work_slots", int),
+            "MOCKSERVER_ADMIN_TOKEN": ("admin_token", lambda value: value or None),
+            "MOCKSERVER_ADMIN_OPEN": ("admin_open", _flag),
+            "MOCKSERVER_QUIET": ("quiet", _flag),
         }
         for variable, (attribute, read) in readers.items():
             if variable in environ:

@@ -14,19 +14,24 @@ would hold them all. So the guard:
 - lets at most ``work_slots`` requests of a worker run the app at once: the thread pool is large,
   so that waiting on a body costs a cheap, idle thread, while CPU work stays as parallel as it was;
 - refuses request heads larger than the app means to read (``414 uri_too_long``,
-  ``431 headers_too_large``) as ``application/problem+json``, well below the limits at which
-  granian itself would answer with a bare status line.
+  ``431 headers_too_large``), well below the limits at which granian itself would answer with a
+  bare status line.
+
+The guard does not answer its refusals itself: it hands them to the app as
+``environ[REFUSAL]`` (a :class:`~mockserver.problems.Problem`), with no body left to read, and
+the app answers with that problem as with any of its own. So a refusal is a problem document
+with the same CORS headers as every answer (a page on another origin can read it), and it is
+journaled and logged like any other request.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable
 
-from mockserver.problems import PROBLEM_MEDIA_TYPE, Problem
+from mockserver.problems import Problem
 
 BODY_TIMEOUT_S = 10.0
 MAX_URI_BYTES = 8 * 1024
@@ -34,8 +39,7 @@ MAX_HEADER_BYTES = 64 * 1024
 # Threads per worker, beyond its work slots, that may wait for a body to arrive (each costs
 # little: it sleeps in granian's Rust code, without the GIL).
 WAITING_THREADS = 256
-
-_REASONS = {408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large"}
+REFUSAL = "mockserver.refusal"  # the environ key of a refusal the app is to answer
 
 
 class Guard:
@@ -62,8 +66,10 @@ class Guard:
         problem = self._check_head(environ)
         if problem is None:
             problem = self._buffer_body(environ)
+        else:  # the body is not read: the app must not wait for it either
+            _no_body(environ)
         if problem is not None:
-            return _send(problem, environ, start_response)
+            environ[REFUSAL] = problem
         if self._slots is None:
             return self.app(environ, start_response)
         with self._slots:
@@ -89,7 +95,8 @@ class Guard:
         return None
 
     def _buffer_body(self, environ: dict) -> Problem | None:
-        """Read the whole body into memory, or say why not (too late: 408).
+        """Read the whole body into memory, or say why not (too late: 408; the body is still
+        there for the app to journal).
 
         A body declared larger than allowed is left unread: the app refuses it with a 413 from
         its ``Content-Length`` alone. A chunked one is read up to one byte past the limit, so
@@ -107,7 +114,11 @@ class Guard:
         try:
             data = environ["wsgi.input"].read(size)
         except Exception:  # the connection broke mid-body
+            _no_body(environ)
             return Problem(400, "invalid_request", "The request body could not be read.")
+        environ["wsgi.input"] = io.BytesIO(data)
+        # What arrived: a client that closed early sent a shorter body than it declared.
+        environ["CONTENT_LENGTH"] = str(len(data))
         if time.monotonic() - started > self.body_timeout_s:
             return Problem(
                 408,
@@ -115,20 +126,10 @@ class Guard:
                 f"The request body took longer than {self.body_timeout_s:g} s to arrive.",
                 headers={"Connection": "close"},
             )
-        environ["wsgi.input"] = io.BytesIO(data)
-        if declared == 0:
-            environ["CONTENT_LENGTH"] = str(len(data))
         return None
 
 
-def _send(problem: Problem, environ: dict, start_response: Callable) -> list[bytes]:
-    body = json.dumps(
-        problem.to_dict(environ.get("PATH_INFO") or "/"), separators=(",", ":")
-    ).encode("ascii")
-    headers = [
-        ("Content-Type", PROBLEM_MEDIA_TYPE),
-        ("Content-Length", str(len(body))),
-        *problem.headers.items(),
-    ]
-    start_response(f"{problem.status} {_REASONS[problem.status]}", headers)
-    return [body]
+def _no_body(environ: dict) -> None:
+    environ["wsgi.input"] = io.BytesIO()
+    environ["CONTENT_LENGTH"] = "0"
+    environ.pop("HTTP_TRANSFER_ENCODING", None)

@@ -1,62 +1,128 @@
 """A request journal, like WireMock's: the last N requests, readable and resettable over HTTP,
 so that a UI test can assert what the UI sent.
 
-Rows live in the state store, so that every worker (and, with Redis, every host) writes to and
-reads from the same journal. API keys never enter it whole. A row the store cannot take (Redis
-down) is counted, and the count is shown beside the journal.
+Entries live in the state store, so that every worker (and, with Redis, every host) writes to
+and reads from the same journal. An entry the store cannot take (Redis down) is counted, and the
+count is shown beside the journal.
+
+No secret is stored, by structure rather than by what a key looks like: headers go through
+:func:`~mockserver.redact.redact_headers` (the whole credential of ``Authorization`` and
+``Proxy-Authorization``, cookies, headers named like credentials), the query string through
+:func:`~mockserver.redact.redact_query`, and every field, the body included, loses each of the
+server's own keys wherever it was pasted. Redaction comes before truncation, so that a cut
+cannot leave half a key behind.
+
+Nothing a client sends can make the journal large: each header value, the headers together, the
+path, the query and the body are cut to a bound (and the entry's ``truncated`` says what was cut
+and how long it was), and the store keeps the newest entries that fit in ``max_bytes`` as well
+as in ``size`` rows. An entry is stored as the JSON text that ``GET /__admin/requests`` serves,
+so the bound in bytes is a bound on what a read returns.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
+from collections.abc import Iterable, Mapping
 
-from mockserver.auth import mask
+from mockserver.config import JOURNAL_BYTES
+from mockserver.redact import redact_headers, redact_query, text_redactor
 from mockserver.store import StateStore, StoreUnavailable
 
-_KEY = re.compile(r"sk_[A-Za-z0-9_\-]{2,}")
-MAX_BODY_CHARS = 65536
-
-
-def mask_keys(text: str) -> str:
-    """*text* with every ``sk_...`` key cut down to its masked prefix."""
-    return _KEY.sub(lambda m: mask(m.group(0)), text)
+MAX_HEADER_CHARS = 8 * 1024  # one header's value
+MAX_HEADERS_CHARS = 32 * 1024  # all of a request's headers, names and values
+MAX_URI_CHARS = 8 * 1024  # the path, and the query string
+MAX_BODY_CHARS = 64 * 1024
 
 
 class Journal:
-    """The last *size* requests, kept in *store*."""
+    """The newest requests, at most *size* of them and *max_bytes* in all, kept in *store*;
+    *secrets* (the server's API keys) are masked wherever they appear."""
 
-    def __init__(self, store: StateStore, size: int = 200):
+    def __init__(
+        self,
+        store: StateStore,
+        size: int = 200,
+        *,
+        max_bytes: int = JOURNAL_BYTES,
+        secrets: Iterable[str] = (),
+    ):
         self.store = store
         self.size = size
-        self._unsaved = 0  # rows this process could not store and has not yet tallied
+        self.max_bytes = max_bytes
+        self._hide = text_redactor(secrets)
+        self._unsaved = 0  # entries this process could not store and has not yet tallied
         self._lock = threading.Lock()
 
-    def record(self, *, method, path, query, headers, body: bytes, status, code, duration_ms):
-        masked_headers = {name: mask_keys(value) for name, value in headers.items()}
-        row = {
-            "time": time.time(),
-            "method": method,
-            "path": path,
-            "query": query,
-            "headers": json.dumps(masked_headers),
-            "body": mask_keys(body[:MAX_BODY_CHARS].decode("utf-8", "replace")),
-            "status": status,
-            "code": code,
-            "duration_ms": round(duration_ms, 2),
-        }
+    def record(
+        self,
+        *,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        status: int,
+        code: str | None,
+        duration_ms: float,
+    ) -> None:
+        now = time.time()
+        entry = self._entry(
+            method=method, path=path, query=query, headers=headers, body=body, status=status,
+            code=code, duration_ms=duration_ms, at=now,
+        )  # fmt: skip
         try:
-            self.store.journal_add(row, self.size)
+            self.store.journal_add(entry, now, keep=self.size, max_bytes=self.max_bytes)
             if self._unsaved:
                 self._tally()
         except StoreUnavailable:
             with self._lock:
                 self._unsaved += 1
 
+    def _entry(self, *, method, path, query, headers, body: bytes, status, code, duration_ms, at):
+        """One request as the journal keeps it: JSON text, redacted and bounded."""
+        truncated: dict[str, int] = {}
+        hide = self._hide
+
+        def bounded(field: str, text: str, limit: int) -> str:
+            if len(text) > limit:
+                truncated[field] = len(text)
+                return text[:limit]
+            return text
+
+        kept, room = {}, MAX_HEADERS_CHARS
+        for name, value in redact_headers(headers).items():
+            value = bounded(f"headers.{name}", hide(value), MAX_HEADER_CHARS)
+            room -= len(name) + len(value)
+            if room < 0:  # the rest is left out; the entry says how many headers there were
+                truncated["headers"] = len(headers)
+                break
+            kept[name] = value
+        text = hide(body.decode("utf-8", "replace"))
+        cut = len(text) > MAX_BODY_CHARS
+        entry = {
+            "time": round(at, 3),
+            "method": method,
+            "path": bounded("path", hide(path), MAX_URI_CHARS),
+            "query": bounded("query", hide(redact_query(query)), MAX_URI_CHARS),
+            "headers": kept,
+            "body": bounded("body", text, MAX_BODY_CHARS),
+            "status": status,
+            "code": code,
+            "duration_ms": round(duration_ms, 2),
+            "truncated": truncated,
+        }
+        if not cut:
+            entry["body"] = _parsed(entry["body"])
+        try:
+            return _encode(entry)
+        except (ValueError, RecursionError):  # 1e400 parses as infinity, which JSON cannot carry
+            entry["body"] = text[:MAX_BODY_CHARS]
+            return _encode(entry)
+
     def _tally(self) -> None:
-        """Hand the rows lost in an outage to the store's shared count, once it is back."""
+        """Hand the entries lost in an outage to the store's shared count, once it is back."""
         with self._lock:
             count, self._unsaved = self._unsaved, 0
         try:
@@ -66,26 +132,28 @@ class Journal:
                 self._unsaved += count
 
     def unsaved(self) -> int:
-        """Rows not stored: the shared tally plus what this process still holds."""
+        """Entries not stored: the shared tally plus what this process still holds."""
         try:
             shared = self.store.unsaved()
         except StoreUnavailable:
             shared = 0
         return shared + self._unsaved
 
+    def texts(self, limit: int | None = None) -> list[str]:
+        """The newest first, at most *limit* (and never more than the journal's size), each as
+        its JSON text."""
+        return self.store.journal_rows(min(limit or self.size, self.size))
+
     def entries(self, limit: int | None = None) -> list[dict]:
-        """The newest first, at most *limit* (and never more than the journal's size)."""
-        entries = []
-        for row in self.store.journal_rows(min(limit or self.size, self.size)):
-            entry = dict(row)
-            entry["time"] = round(entry["time"], 3)
-            entry["headers"] = json.loads(entry["headers"])
-            entry["body"] = _parsed(entry["body"])
-            entries.append(entry)
-        return entries
+        return [json.loads(text) for text in self.texts(limit)]
 
     def clear(self) -> None:
         self.store.journal_clear()
+
+
+def _encode(value) -> str:
+    # ASCII, so that a client's lone surrogates are escaped rather than failing the store.
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
 def _parsed(text: str):

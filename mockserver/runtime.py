@@ -31,7 +31,16 @@ class Runtime:
         self.backend = backend
         self.store = store or open_store(config.state)
         self.limiter = RateLimiter(self.store) if config.rate_limits else None
-        self.journal = Journal(self.store, config.journal_size) if config.journal_size else None
+        self.journal = (
+            Journal(
+                self.store,
+                config.journal_size,
+                max_bytes=config.journal_bytes,
+                secrets=config.keys,
+            )
+            if config.journal_size
+            else None
+        )
         self.live = LiveSpec(self.snapshot_of(spec), spec_path, spec_stamp, self.snapshot_of)
 
     def snapshot_of(self, spec: ApiSpec) -> Snapshot:

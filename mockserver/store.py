@@ -16,7 +16,6 @@ A store that cannot be reached raises :class:`StoreUnavailable`; the callers dec
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
@@ -24,22 +23,11 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
+from pathlib import Path
 
 from limits.storage import MovingWindowSupport, Storage
 
 log = logging.getLogger("mockserver")
-
-JOURNAL_COLUMNS = (
-    "time",
-    "method",
-    "path",
-    "query",
-    "headers",
-    "body",
-    "status",
-    "code",
-    "duration_ms",
-)
 
 
 class StoreUnavailable(Exception):
@@ -54,14 +42,14 @@ class StateStore(ABC):
     limits_storage: Storage  # where the rate limiter keeps its moving windows
 
     @abstractmethod
-    def journal_add(self, row: dict, keep: int) -> None:
-        """Append one journal row (a dict of :data:`JOURNAL_COLUMNS`), keeping the newest
-        *keep* rows."""
+    def journal_add(self, entry: str, at: float, *, keep: int, max_bytes: int) -> None:
+        """Append one journal entry (its JSON text, for a request answered at *at*), keeping
+        the newest entries that are at most *keep* in number and *max_bytes* in length."""
 
     @abstractmethod
-    def journal_rows(self, limit: int) -> list[dict]:
-        """The newest *limit* rows, newest first, including every row whose request finished
-        before the call."""
+    def journal_rows(self, limit: int) -> list[str]:
+        """The newest *limit* entries, newest first, including every entry whose request
+        finished before the call."""
 
     @abstractmethod
     def journal_clear(self) -> None: ...
@@ -187,11 +175,13 @@ class SQLiteLimitsStorage(Storage, MovingWindowSupport):
 class EmbeddedStore(StateStore):
     """One SQLite file shared by the workers of one host, or ``:memory:`` for one process.
 
-    Journal rows are the hot path, since every request writes one: they are queued in memory and
-    a thread writes the queue every FLUSH_S seconds in one transaction. Reading first waits for
-    every worker's writer to have run once more, so that it shows every request that finished
-    before the read. Rate-limit hits are written at once, in their own transaction, since they
-    decide the answer.
+    Journal entries are the hot path, since every request writes one: they are queued in memory
+    and a thread writes the queue every FLUSH_S seconds in one transaction. Reading first waits
+    for every live worker's writer to have run once more, so that it shows every request that
+    finished before the read; a worker's writer starts with its first journal entry and stamps
+    itself at once, a worker that only reads stamps nothing, and the stamp of a worker that is
+    gone (killed, respawned) is dropped rather than waited for. Rate-limit hits are written at
+    once, in their own transaction, since they decide the answer.
     """
 
     FLUSH_S = 0.02
@@ -201,13 +191,16 @@ class EmbeddedStore(StateStore):
         self.url = "memory" if path == ":memory:" else f"sqlite://{path}"
         self.shared = path != ":memory:"
         self._lock = threading.Lock()
-        self._pending: deque[tuple[tuple, int]] = deque()  # append and popleft are thread-safe
-        self._writer: threading.Thread | None = None  # started by the first journal row
+        # (at, entry, keep, max_bytes); append and popleft are thread-safe
+        self._pending: deque[tuple[float, str, int, int]] = deque()
+        self._writer: threading.Thread | None = None  # started by the first journal entry
+        self._starting = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=OFF")
         for table in (
-            "requests (id INTEGER PRIMARY KEY AUTOINCREMENT, " + ", ".join(JOURNAL_COLUMNS) + ")",
+            # Each entry is the JSON text that GET /__admin/requests serves; size is its length.
+            "journal (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, size INTEGER, entry TEXT)",
             # Rows that a worker flushes after a clear, for requests made before it, stay hidden.
             "cleared (at REAL)",
             # Each worker's writer stamps its last run here, so that a reader can wait for them.
@@ -218,10 +211,6 @@ class EmbeddedStore(StateStore):
         ):
             self._db.execute(f"CREATE TABLE IF NOT EXISTS {table}")
         self._db.execute("CREATE INDEX IF NOT EXISTS hits_by_key ON hits (key, at)")
-        self._insert = (
-            f"INSERT INTO requests ({', '.join(JOURNAL_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(JOURNAL_COLUMNS))})"
-        )
         self.limits_storage = SQLiteLimitsStorage(self)
 
     class _Transaction:
@@ -255,13 +244,23 @@ class EmbeddedStore(StateStore):
     def reading(self) -> _Transaction:
         return self._Transaction(self, None)
 
-    def journal_add(self, row: dict, keep: int) -> None:
-        if self._writer is None:
-            with self._lock:
-                if self._writer is None:
-                    self._writer = threading.Thread(target=self._write_forever, daemon=True)
-                    self._writer.start()
-        self._pending.append((tuple(row[column] for column in JOURNAL_COLUMNS), keep))
+    def journal_add(self, entry: str, at: float, *, keep: int, max_bytes: int) -> None:
+        self.call(self._start_writer)
+        self._pending.append((at, entry, keep, max_bytes))
+
+    def _start_writer(self) -> None:
+        """Start this process's writer, stamped at once: from now on a reader waits for it."""
+        if self._writer is not None:
+            return
+        with self._starting:
+            if self._writer is None:
+                with self.transaction() as db:
+                    db.execute(
+                        "INSERT OR REPLACE INTO writers (pid, ran) VALUES (?, 0)", (os.getpid(),)
+                    )
+                writer = threading.Thread(target=self._write_forever, daemon=True)
+                writer.start()
+                self._writer = writer
 
     def _write_forever(self) -> None:
         while True:
@@ -279,12 +278,19 @@ class EmbeddedStore(StateStore):
                     "INSERT OR REPLACE INTO writers (pid, ran) VALUES (?, ?)",
                     (os.getpid(), time.time()),
                 )
-                db.executemany(self._insert, [row for row, _ in batch])
+                db.executemany(
+                    "INSERT INTO journal (time, size, entry) VALUES (?, ?, ?)",
+                    [(at, len(entry), entry) for at, entry, _, _ in batch],
+                )
                 if batch:
-                    keep = batch[-1][1]
+                    _, _, keep, max_bytes = batch[-1]
+                    # The newest rows that fit both bounds stay.
                     db.execute(
-                        "DELETE FROM requests WHERE id <= (SELECT MAX(id) FROM requests) - ?",
-                        (keep,),
+                        "DELETE FROM journal WHERE id IN (SELECT id FROM (SELECT id, "
+                        "ROW_NUMBER() OVER newest AS n, SUM(size) OVER newest AS total "
+                        "FROM journal WINDOW newest AS (ORDER BY id DESC)) "
+                        "WHERE n > ? OR total > ?)",
+                        (keep, max_bytes),
                     )
         except sqlite3.Error:
             self.count_unsaved(len(batch))
@@ -294,37 +300,46 @@ class EmbeddedStore(StateStore):
         """Write what this worker holds, and wait (at most *patience_s*) until every live
         worker's writer has run since: then every request that finished before is written."""
         asked = time.time()
-        self._flush()
+        if self._writer is not None:  # a worker that never journaled holds nothing, stamps nothing
+            self._flush()
         if not self.shared:
             return
         deadline = time.monotonic() + patience_s
-        while time.monotonic() < deadline:
+        while True:
             with self.reading() as db:
-                behind = db.execute(
-                    "SELECT COUNT(*) FROM writers WHERE ran < ? AND ran > ?",
-                    (asked, asked - 10 * patience_s),  # older stamps: workers gone
-                ).fetchone()[0]
-            if not behind:
+                behind = [
+                    pid for (pid,) in db.execute("SELECT pid FROM writers WHERE ran < ?", (asked,))
+                ]
+            gone = [pid for pid in behind if not _alive(pid)]
+            if gone:
+                with self.transaction() as db:
+                    db.executemany("DELETE FROM writers WHERE pid = ?", [(pid,) for pid in gone])
+            if len(gone) == len(behind) or time.monotonic() >= deadline:
                 return
             time.sleep(self.FLUSH_S / 2)
 
-    def journal_rows(self, limit: int) -> list[dict]:
-        self._settle()
-        with self.reading() as db:
-            rows = db.execute(
-                f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM requests "
-                "WHERE time > (SELECT COALESCE(MAX(at), 0) FROM cleared) "
-                "ORDER BY time DESC, id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        return [dict(zip(JOURNAL_COLUMNS, row, strict=True)) for row in rows]
+    def journal_rows(self, limit: int) -> list[str]:
+        def read():
+            self._settle()
+            with self.reading() as db:
+                return db.execute(
+                    "SELECT entry FROM journal "
+                    "WHERE time > (SELECT COALESCE(MAX(at), 0) FROM cleared) "
+                    "ORDER BY time DESC, id DESC LIMIT ?",
+                    (limit,),
+                ).fetchall()
+
+        return [entry for (entry,) in self.call(read)]
 
     def journal_clear(self) -> None:
-        self._settle()
-        with self.transaction() as db:
-            db.execute("DELETE FROM requests")
-            db.execute("DELETE FROM cleared")
-            db.execute("INSERT INTO cleared (at) VALUES (?)", (time.time(),))
+        def clear():
+            self._settle()
+            with self.transaction() as db:
+                db.execute("DELETE FROM journal")
+                db.execute("DELETE FROM cleared")
+                db.execute("INSERT INTO cleared (at) VALUES (?)", (time.time(),))
+
+        self.call(clear)
 
     def count_unsaved(self, count: int) -> None:
         with self.transaction() as db:
@@ -345,10 +360,27 @@ class EmbeddedStore(StateStore):
 
     def close(self) -> None:
         try:
-            if self._writer is not None:  # a process that never journaled leaves no stamp
+            if self._writer is not None:  # a process that never journaled left no stamp
                 self._flush()
+                with self.transaction() as db:  # and readers need not wait for it any more
+                    db.execute("DELETE FROM writers WHERE pid = ?", (os.getpid(),))
         finally:
             self._db.close()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process *pid* (of this host) still runs; a zombie, killed and not yet reaped by
+    the server that will respawn it, does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    try:  # Linux: the state follows the command name in parentheses
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 # --- Redis -----------------------------------------------------------------------------------
@@ -357,8 +389,9 @@ class EmbeddedStore(StateStore):
 class RedisStore(StateStore):
     """State in Redis, shared by every mock process given the same URL, on any host.
 
-    Journal rows are written as they come (one round trip, a pipeline), so that any process
-    reads what any other has answered. When Redis stops answering, calls fail fast for
+    Journal entries are written as they come (one round trip, a script that also drops the
+    oldest entries past either bound, keeping a running total of their bytes), so that any
+    process reads what any other has answered. When Redis stops answering, calls fail fast for
     RETRY_S seconds instead of each waiting for a timeout; one warning is logged per outage,
     and one line when it is reachable again.
     """
@@ -383,7 +416,9 @@ class RedisStore(StateStore):
             retry=Retry(NoBackoff(), 0),  # the breaker below decides when to try again
         )
         self._redis = self.limits_storage.get_connection()
-        self._journal = self.PREFIX + "journal"
+        self._journal = self.PREFIX + "requests"
+        self._journal_bytes = self.PREFIX + "requests:bytes"
+        self._journal_add = self._redis.register_script(_JOURNAL_ADD)
         self._lock = threading.Lock()
         self._down_since: float | None = None
         self._retry_at = 0.0
@@ -424,23 +459,19 @@ class RedisStore(StateStore):
         except self._errors as exc:
             raise StoreUnavailable(f"{redacted(self.url)}: {exc}") from exc
 
-    def journal_add(self, row: dict, keep: int) -> None:
-        entry = json.dumps(row, separators=(",", ":"))
+    def journal_add(self, entry: str, at: float, *, keep: int, max_bytes: int) -> None:
+        self.call(
+            lambda: self._journal_add(
+                keys=[self._journal, self._journal_bytes], args=[entry, keep, max_bytes]
+            )
+        )
 
-        def write():
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.lpush(self._journal, entry)
-            pipe.ltrim(self._journal, 0, keep - 1)
-            pipe.execute()
-
-        self.call(write)
-
-    def journal_rows(self, limit: int) -> list[dict]:
+    def journal_rows(self, limit: int) -> list[str]:
         rows = self.call(lambda: self._redis.lrange(self._journal, 0, limit - 1))
-        return [json.loads(row) for row in rows]
+        return [row if isinstance(row, str) else row.decode() for row in rows]
 
     def journal_clear(self) -> None:
-        self.call(lambda: self._redis.delete(self._journal))
+        self.call(lambda: self._redis.delete(self._journal, self._journal_bytes))
 
     def count_unsaved(self, count: int) -> None:
         self.call(lambda: self._redis.incrby(self.PREFIX + "unsaved", count))
@@ -450,6 +481,20 @@ class RedisStore(StateStore):
 
     def close(self) -> None:
         self._redis.close()
+
+
+# Push an entry (ASCII JSON, so that its length in Lua is its length in characters) and drop the
+# oldest until at most ARGV[2] entries of at most ARGV[3] bytes in all are left.
+_JOURNAL_ADD = """
+local count = redis.call('LPUSH', KEYS[1], ARGV[1])
+local total = redis.call('INCRBY', KEYS[2], string.len(ARGV[1]))
+local keep, max_bytes = tonumber(ARGV[2]), tonumber(ARGV[3])
+while count > 0 and (count > keep or total > max_bytes) do
+    total = redis.call('DECRBY', KEYS[2], string.len(redis.call('RPOP', KEYS[1])))
+    count = count - 1
+end
+if count == 0 then redis.call('DEL', KEYS[2]) end
+"""
 
 
 def redacted(url: str) -> str:

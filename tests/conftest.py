@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -81,12 +84,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    """Wait until the server *process* answers at *url*."""
+def wait_for(
+    url: str,
+    process: subprocess.Popen,
+    timeout: float = 30.0,
+    output: Callable[[], str] | None = None,
+) -> None:
+    """Wait until the server *process* answers at *url*; *output*: what it printed so far,
+    when something else reads its output."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stdout.read()}")
+            printed = output() if output else process.stdout.read()
+            raise RuntimeError(f"server exited: {printed}")
         try:
             requests.get(url + "/", timeout=1)
             return
@@ -96,7 +106,9 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None
 
 
 class RunningServer:
-    """``python -m mockserver`` in a subprocess, as ``make run`` starts it."""
+    """``python -m mockserver`` in a subprocess, as ``make run`` starts it. What it prints (its
+    access log among it) is read as it comes, so that a busy server never blocks on a full pipe;
+    ``output()`` is what it printed so far."""
 
     def __init__(self, *args: str, env: dict | None = None, ready_within: float = 30.0):
         self.port = free_port()
@@ -111,11 +123,21 @@ class RunningServer:
             text=True,
             start_new_session=True,  # its own process group, so that stop() reaches the workers
         )
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         self._wait_until_ready(ready_within)
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self._lines.append(line)
+
+    def output(self) -> str:
+        return "".join(self._lines)
 
     def _wait_until_ready(self, timeout: float) -> None:
         try:
-            wait_for(self.url, self.process, timeout)
+            wait_for(self.url, self.process, timeout, self.output)
         except RuntimeError:
             self.stop()
             raise
@@ -125,14 +147,18 @@ class RunningServer:
         return response.status_code == 200
 
     def stop(self) -> str:
+        """Stop the server and its workers; return all it printed."""
         self.process.terminate()
-        try:
-            output, _ = self.process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            # Workers left behind would hold stdout open and communicate() would wait forever.
-            os.killpg(self.process.pid, signal.SIGKILL)
-            output, _ = self.process.communicate()
-        return output
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
+        self._reader.join(timeout=5)
+        if self._reader.is_alive() or self.process.poll() is None:
+            # Workers left behind would hold stdout open, and the reader would wait forever.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            self._reader.join()
+        return self.output()
 
 
 @pytest.fixture(scope="session")

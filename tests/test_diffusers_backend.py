@@ -437,13 +437,6 @@ def test_the_compile_cache_is_saved_after_warm_up_and_loaded_at_the_next_start(
     assert loaded == [b"artifacts"]
 
 
-class PatientServer(RunningServer):
-    """Loading torch and diffusers in the server takes more than 30 s on a busy machine."""
-
-    def _wait_until_ready(self, timeout: float = 180.0) -> None:
-        super()._wait_until_ready(timeout)
-
-
 def test_the_real_server_refuses_at_once_when_the_queue_is_full(models_dir):
     """The issue's probe, through `python -m mockserver --backend diffusers` with its defaults:
     150 concurrent requests all got 200, the slowest after 85.8 s. Now those beyond the queue
@@ -454,7 +447,10 @@ def test_the_real_server_refuses_at_once_when_the_queue_is_full(models_dir):
 
     from tests.conftest import auth
 
-    server = PatientServer("--backend", "diffusers", "--models-dir", str(models_dir))
+    # Loading torch and diffusers in the server takes more than 30 s on a busy machine.
+    server = RunningServer(
+        "--backend", "diffusers", "--models-dir", str(models_dir), ready_within=180
+    )
     body = {"prompt": "a red fox", "model": "sdxl-lightning", "width": 512, "height": 512}
 
     def post(index):

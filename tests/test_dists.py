@@ -57,7 +57,15 @@ def installed_mock(venvs, tmp_path_factory):
     """``imageapi-mock`` from its wheel, run from an empty folder: nothing of the repository."""
     port = free_port()
     process = subprocess.Popen(
-        [venvs["imageapi-mock"] / "imageapi-mock", "--port", str(port), "--workers", "1"],
+        # --quiet: no access log, since nothing reads this pipe until the end
+        [
+            venvs["imageapi-mock"] / "imageapi-mock",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--quiet",
+        ],
         cwd=tmp_path_factory.mktemp("elsewhere"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

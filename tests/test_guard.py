@@ -1,5 +1,5 @@
-"""The guard in front of the app: body deadline, bounded work, oversized heads; and slow clients
-against the real server."""
+"""The guard in front of the app: body deadline, bounded work, oversized heads answered by the
+app (as problems, with CORS, journaled); and slow clients against the real server."""
 
 from __future__ import annotations
 
@@ -11,19 +11,25 @@ import time
 
 import pytest
 import requests
+from werkzeug.test import EnvironBuilder
 
-from mockserver.guard import Guard
+from mockserver.app import create_app
+from mockserver.config import Config
+from mockserver.guard import REFUSAL, Guard
 from tests.conftest import KEY_FOR_PLAN, RunningServer, auth
 
 
 def echo(environ, start_response):
+    """Echoes the body, or names the refusal the guard handed over."""
     body = environ["wsgi.input"].read()
+    refusal = environ.get(REFUSAL)
     start_response("200 OK", [("Content-Type", "text/plain")])
-    return [body]
+    return [f"refused {refusal.status} {refusal.code}: ".encode() + body if refusal else body]
 
 
-def call(app, **environ):
-    base = {"PATH_INFO": "/api/v1/generate", "QUERY_STRING": "", "wsgi.input": io.BytesIO()}
+def call(app, headers=None, **environ):
+    base = EnvironBuilder(path="/api/v1/generate", method="POST", headers=headers).get_environ()
+    base["wsgi.input"] = io.BytesIO()
     seen = {}
 
     def start_response(status, headers):
@@ -63,28 +69,64 @@ def test_a_body_declared_too_large_is_left_to_the_app():
     assert (status, body) == (200, b"y" * 10)  # echo read it; the real app answers 413
 
 
-def test_a_body_late_past_the_deadline_is_a_408_problem():
+def test_a_body_late_past_the_deadline_is_handed_to_the_app_as_a_408():
     guard = Guard(echo, max_body_bytes=100, body_timeout_s=0.1)
-    status, headers, body = call(guard, CONTENT_LENGTH="2", **{"wsgi.input": Late(b"{}", 0.3)})
+    status, _, body = call(guard, CONTENT_LENGTH="2", **{"wsgi.input": Late(b"{}", 0.3)})
+    assert (status, body) == (200, b"refused 408 request_timeout: {}")  # the late body kept
+
+
+class Endless(io.RawIOBase):
+    """A body that never comes: reading it fails the test."""
+
+    def read(self, size=-1):
+        raise AssertionError("the body of a refused head was read")
+
+
+HEADS = [
+    ({"PATH_INFO": "/api/v1/" + "a" * 9000}, 414, "uri_too_long"),
+    ({"QUERY_STRING": "q=" + "a" * 9000}, 414, "uri_too_long"),
+    ({"HTTP_X_BIG": "b" * 70_000}, 431, "headers_too_large"),
+]
+
+
+@pytest.mark.parametrize(("environ", "status", "code"), HEADS)
+def test_oversized_heads_are_refused_without_reading_the_body(environ, status, code):
+    body = {"CONTENT_LENGTH": "100", "wsgi.input": Endless()}
+    got, _, answer = call(Guard(echo, max_body_bytes=100), **environ, **body)
+    assert (got, answer) == (200, f"refused {status} {code}: ".encode())
+
+
+@pytest.fixture
+def journaled_app(spec):
+    return create_app(Config(journal_size=10), spec=spec)
+
+
+@pytest.mark.parametrize(("environ", "status", "code"), HEADS)
+def test_refusals_are_problems_with_cors_and_journaled(journaled_app, environ, status, code):
+    """The app answers the guard's refusals as its own: a page on another origin can read them,
+    and the journal shows them, small."""
+    guard = Guard(journaled_app, max_body_bytes=100)
+    got, headers, body = call(guard, headers={"Origin": "http://app.example"}, **environ)
+    assert got == status
+    assert headers["Content-Type"] == "application/problem+json"
+    assert json.loads(body)["code"] == code
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert "Retry-After" in headers["Access-Control-Expose-Headers"]
+    [entry] = journaled_app.extensions["imageapi"].journal.entries()
+    assert (entry["status"], entry["code"]) == (status, code)
+    assert len(json.dumps(entry)) < 40_000 and entry["truncated"]
+
+
+def test_a_late_body_is_a_408_problem_and_journaled_with_its_body(journaled_app):
+    guard = Guard(journaled_app, max_body_bytes=100, body_timeout_s=0.1)
+    late = {"CONTENT_LENGTH": "14", "wsgi.input": Late(b'{"prompt":"p"}', 0.3)}
+    status, headers, body = call(guard, headers={"Content-Type": "application/json"}, **late)
     assert status == 408
     assert headers["Content-Type"] == "application/problem+json"
     assert headers["Connection"] == "close"
     assert json.loads(body)["code"] == "request_timeout"
-
-
-@pytest.mark.parametrize(
-    ("environ", "status", "code"),
-    [
-        ({"PATH_INFO": "/" + "a" * 9000}, 414, "uri_too_long"),
-        ({"QUERY_STRING": "q=" + "a" * 9000}, 414, "uri_too_long"),
-        ({"HTTP_X_BIG": "b" * 70_000}, 431, "headers_too_large"),
-    ],
-)
-def test_oversized_heads_are_problems(environ, status, code):
-    got, headers, body = call(Guard(echo, max_body_bytes=100), **environ)
-    assert got == status
-    assert headers["Content-Type"] == "application/problem+json"
-    assert json.loads(body)["code"] == code
+    [entry] = journaled_app.extensions["imageapi"].journal.entries()
+    assert (entry["status"], entry["body"]) == (408, {"prompt": "p"})
 
 
 def test_work_slots_bound_how_many_requests_run_the_app_at_once():

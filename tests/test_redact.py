@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from mockserver.redact import mask, redact_headers, redact_query, redact_text
+from mockserver.redact import mask, redact_headers, redact_query, redact_text, text_redactor
 from tests.conftest import KEY_FOR_PLAN
 
 KEYS = [
@@ -87,3 +87,17 @@ def test_the_401_log_line_shows_no_part_of_the_key(client, caplog):
     for piece in [*parts(secret), BASIC, "alice"]:
         assert piece not in caplog.text
     assert KEY_FOR_PLAN["pro"] not in caplog.text
+
+
+@pytest.mark.parametrize("name", ["X-Api-Key", "api-key", "X-Auth-Token", "X-Amz-Security-Token"])
+def test_headers_named_like_credentials_are_masked_whole(name):
+    redacted = redact_headers({name: "SECRETPART123", "X-Request-Id": "r-1", "Keep-Alive": "5"})
+    assert redacted[name] == mask("SECRETPART123")
+    assert redacted["X-Request-Id"] == "r-1" and redacted["Keep-Alive"] == "5"
+
+
+def test_a_prepared_redactor_masks_as_redact_text_does():
+    redact = text_redactor(KEYS)
+    text = f"a {KEYS[0]} b {KEYS[2]} c"
+    assert redact(text) == redact_text(text, KEYS) == f"a {mask(KEYS[0])} b {mask(KEYS[2])} c"
+    assert text_redactor([])(text) == text

@@ -278,3 +278,32 @@ def test_the_core_generates_without_flask(spec):
     )
     assert (result["width"], result["height"], len(result["images"])) == (256, 256, 1)
     assert admitted == [True]
+
+
+@pytest.mark.parametrize("kind", ["embedded", "redis"])
+def test_both_stores_bound_the_journal_in_rows_and_bytes(kind, tmp_path, request):
+    from mockserver.store import open_store
+
+    if kind == "redis":
+        url = request.getfixturevalue("redis_server").url
+    else:
+        url = f"sqlite://{tmp_path / 'state.sqlite'}"
+    store = open_store(url)
+    try:
+        for i in range(300):
+            entry = json.dumps({"i": i, "filler": "f" * (i % 7) * 1000})
+            store.journal_add(entry, time.time(), keep=200, max_bytes=50_000)
+        rows = store.journal_rows(1000)
+        assert sum(len(row) for row in rows) <= 50_000
+        assert [json.loads(row)["i"] for row in rows] == list(range(299, 299 - len(rows), -1))
+        assert len(rows) > 10  # and not emptied
+        for i in range(300):
+            store.journal_add(json.dumps({"i": i}), time.time(), keep=20, max_bytes=50_000)
+        assert len(store.journal_rows(1000)) == 20
+        store.journal_clear()
+        assert store.journal_rows(1000) == []
+        store.journal_add('{"i":0}', time.time(), keep=20, max_bytes=100)
+        store.journal_add("x" * 200, time.time(), keep=20, max_bytes=100)  # larger than the bound
+        assert store.journal_rows(10) == []
+    finally:
+        store.close()
