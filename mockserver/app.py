@@ -55,7 +55,7 @@ def create_app(
     app.register_blueprint(create_api(runtime))
     app.register_blueprint(create_admin(runtime))
     app.register_blueprint(create_docs(runtime))
-    app.after_request(_cors(config.cors_origins))
+    app.after_request(_cors(config.cors_origins, loaded.document["x-imageapi-cors"]))
     app.after_request(_log_access(text_redactor(config.keys)))
     app.register_error_handler(Problem, _problem_response)
     app.register_error_handler(HTTPException, _http_error)
@@ -98,19 +98,22 @@ def _log_access(hide):
     return log_access
 
 
-CORS_ALLOW_HEADERS = "Authorization, Content-Type, Prefer"
-CORS_EXPOSE_HEADERS = "Retry-After, RateLimit, RateLimit-Policy, WWW-Authenticate, Allow"
-CORS_MAX_AGE = "600"
+# The mock's own request header on top of the spec's: Prefer picks a scenario (mock mode).
+MOCK_ALLOW_HEADERS = ["Prefer"]
 
 
-def _cors(origins: list[str]):
+def _cors(origins: list[str], rules: dict):
     """CORS for browser clients on the API routes: any origin with ``*``, else those listed.
 
-    Preflights are answered by Flask's automatic OPTIONS, before authentication, and allow
-    the route's own methods and the ``Authorization`` header.
+    The headers allowed and exposed and the preflight's max-age are the spec's
+    ``x-imageapi-cors``. Preflights are answered by Flask's automatic OPTIONS, before
+    authentication, and allow the route's own methods.
     """
     any_origin = "*" in origins
     allowed = frozenset(origins)
+    allow_headers = ", ".join([*rules["allow_headers"], *MOCK_ALLOW_HEADERS])
+    expose_headers = ", ".join(rules["expose_headers"])
+    max_age = str(rules["max_age"])
 
     def add_cors_headers(response: Response) -> Response:
         origin = request.headers.get("Origin")
@@ -123,11 +126,11 @@ def _cors(origins: list[str]):
                 return response
         headers = response.headers
         headers["Access-Control-Allow-Origin"] = "*" if any_origin else origin
-        headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+        headers["Access-Control-Expose-Headers"] = expose_headers
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             headers["Access-Control-Allow-Methods"] = headers.get("Allow", "")
-            headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
-            headers["Access-Control-Max-Age"] = CORS_MAX_AGE
+            headers["Access-Control-Allow-Headers"] = allow_headers
+            headers["Access-Control-Max-Age"] = max_age
         return response
 
     return add_cors_headers
