@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from urllib.parse import urlsplit
 
 from PIL import Image
 
@@ -21,6 +22,7 @@ def assert_problem(reply: Reply, status: int, code: str | None, contract: Contra
     problem = reply.json()
     assert problem.get("status") == status
     assert isinstance(problem.get("type"), str) and isinstance(problem.get("title"), str)
+    assert urlsplit(problem["type"]).scheme, f"type is not a URI: {problem['type']!r}"
     assert problem.get("code") in contract.problem_codes(status), problem
     if code is not None:
         assert problem["code"] == code, problem
@@ -34,6 +36,8 @@ def assert_generated(reply: Reply, body: dict, contract: Contract) -> dict:
     assert reply.status == 200, f"expected 200, got {reply.status}: {reply.body[:300]!r}"
     assert reply.media_type == "application/json"
     result = reply.json()
+    faults = [error.message for error in contract.generated_validator.iter_errors(result)]
+    assert not faults, f"the response breaks GenerateResponse: {faults}"
     model = body.get("model", contract.default_model)
     width = int(body.get("width", contract.default("width")))
     height = int(body.get("height", contract.default("height")))
@@ -79,9 +83,13 @@ def assert_rate_limited(reply: Reply, contract: Contract) -> int:
     assert not missing, f"a 429 without {', '.join(missing)}: {dict(reply.headers)}"
     retry_after = reply.headers["Retry-After"].strip()
     assert retry_after.isdigit(), f"Retry-After must be whole seconds, not {retry_after!r}"
-    remaining = rate_limit_remaining(reply)
-    if remaining is not None:
-        assert remaining == 0, f"a 429 whose RateLimit says {remaining} requests remain"
+    fields = rate_limit_fields(reply.headers.get("RateLimit"))
+    if fields is not None:
+        assert fields.get("r") == 0, f"a 429 whose RateLimit says {fields.get('r')} requests remain"
+        assert fields.get("t") == int(retry_after), (
+            f"on a 429, RateLimit's t must equal Retry-After ({retry_after}): "
+            f"{reply.headers['RateLimit']!r}"
+        )
     return int(retry_after)
 
 
@@ -90,14 +98,15 @@ def retry_delay(reply: Reply, contract: Contract) -> float:
     return float(assert_rate_limited(reply, contract))
 
 
-def rate_limit_remaining(reply: Reply) -> int | None:
-    """The remaining quota (``r``) of the RateLimit field (draft-ietf-httpapi-ratelimit-headers),
-    or None without one."""
-    field = reply.headers.get("RateLimit")
+def rate_limit_fields(field: str | None) -> dict | None:
+    """A RateLimit or RateLimit-Policy field (draft-ietf-httpapi-ratelimit-headers) as
+    ``{"name": ..., parameter: int}``, or None without one."""
     if not field:
         return None
-    for parameter in field.split(";")[1:]:
-        name, _, value = parameter.strip().partition("=")
-        if name == "r" and value.strip().isdigit():
-            return int(value)
-    raise AssertionError(f"RateLimit without a remaining quota (r=N): {field!r}")
+    name, *parameters = field.split(";")
+    parsed = {"name": name.strip().strip('"')}
+    for parameter in parameters:
+        key, _, value = parameter.strip().partition("=")
+        assert value.strip().isdigit(), f"{key}={value!r} is not a whole number: {field!r}"
+        parsed[key.strip()] = int(value)
+    return parsed

@@ -13,6 +13,7 @@ from prance import ResolvingParser
 SPEC_PATH = Path(__file__).resolve().parent / "openapi.yaml"
 GENERATE = "/api/v1/generate"
 MODELS = "/api/v1/models"
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,21 @@ class Contract:
 
     @cached_property
     def request_schema(self) -> dict:
-        operation = self.document["paths"][GENERATE]["post"]
-        return operation["requestBody"]["content"]["application/json"]["schema"]
+        return self.request_media_types["application/json"]["schema"]
+
+    @cached_property
+    def request_media_types(self) -> dict:
+        return self.document["paths"][GENERATE]["post"]["requestBody"]["content"]
 
     @cached_property
     def request_validator(self) -> Draft202012Validator:
         return Draft202012Validator(self.request_schema)
+
+    @cached_property
+    def generated_validator(self) -> Draft202012Validator:
+        """The schema of generateImage's 200."""
+        response = self.document["paths"][GENERATE]["post"]["responses"]["200"]
+        return Draft202012Validator(response["content"]["application/json"]["schema"])
 
     def default(self, field: str):
         return self.request_schema["properties"][field].get("default")
@@ -102,6 +112,11 @@ class Contract:
             for response in self.responses(status)
         ]
         return set.intersection(*named) if named else set()
+
+    def methods(self, path: str) -> set[str]:
+        """The methods the spec documents for *path* (a template such as
+        ``/api/v1/models/{model_id}``), in upper case."""
+        return {method.upper() for method in self.document["paths"][path] if method in HTTP_METHODS}
 
     def documented_headers(self) -> set[str]:
         """Every response header the spec documents, on any response."""

@@ -43,10 +43,10 @@ def valid_bodies(draw, contract: Contract, model: str | None = None):
         body["width"] = draw(sizes(contract, "width"))
     if draw(st.booleans()):
         body["height"] = draw(sizes(contract, "height"))
-    choice = draw(st.sampled_from(["steps", "preset", "none"]))
-    if choice == "steps":
+    choice = draw(st.sampled_from(["steps", "preset", "both", "none"]))
+    if choice in ("steps", "both"):
         body["num_inference_steps"] = draw(st.integers(1, info["max_steps"]))
-    elif choice == "preset":
+    if choice in ("preset", "both"):
         body["preset"] = draw(st.sampled_from(["quality", "fast"]))
     if draw(st.booleans()):
         body["seed"] = draw(st.integers(0, 2**32 - 1))

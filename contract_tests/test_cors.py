@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contract_tests.checks import assert_problem
+from contract_tests.checks import assert_generated, assert_problem
 from contract_tests.plugin import key_including
 from contract_tests.spec import GENERATE, MODELS, load_contract
 
@@ -20,6 +20,7 @@ ARBITRARY_ORIGINS = st.builds(
     st.from_regex(r"[a-z][a-z0-9-]{0,15}\.(example|test|localhost)", fullmatch=True),
     st.none() | st.integers(1, 65535),
 )
+MAX_BODY = 64 * 1024  # "larger than 64 KiB" (the error table)
 OPERATIONS = [
     ("POST", GENERATE),
     ("GET", MODELS),
@@ -112,6 +113,26 @@ def test_preflights_allow_a_key_and_json_from_any_origin(target, contract, origi
     check()
 
 
+def test_generated_images_are_readable_from_any_origin(
+    target, contract, keys, origins, reserve_billable
+):
+    """A generation's answer carries the allowed origin and exposes the documented headers."""
+    key = key_including(contract, keys, contract.default_model)
+    body = {"prompt": "cors", "width": 256, "height": 256}
+
+    @settings(max_examples=2)
+    @given(origin=origins)
+    def check(origin):
+        reserve_billable()
+        headers = {"Authorization": f"Bearer {key}", "Origin": origin}
+        reply = target.request("POST", GENERATE, headers=headers, json_body=body)
+        assert_generated(reply, body, contract)
+        assert_allows(reply, origin, contract)
+        assert_exposes(reply, contract)
+
+    check()
+
+
 def test_answers_are_readable_from_any_origin(target, contract, keys, origins):
     """Successes and refusals alike carry the allowed origin and expose the documented headers."""
     key = key_including(contract, keys, contract.default_model)
@@ -140,6 +161,26 @@ def test_answers_are_readable_from_any_origin(target, contract, keys, origins):
                     "GET", f"{MODELS}/no-such-model", headers={**bearer, "Origin": origin}
                 ),
                 404,
+            ),
+            # refusals a framework may make before the route's handler runs
+            (target.request("DELETE", GENERATE, headers={**bearer, "Origin": origin}), 405),
+            (
+                target.request(
+                    "POST",
+                    GENERATE,
+                    headers={**bearer, "Origin": origin, "Content-Type": "text/plain"},
+                    data=b"p",
+                ),
+                415,
+            ),
+            (
+                target.request(
+                    "POST",
+                    GENERATE,
+                    headers={**bearer, "Origin": origin, "Content-Type": "application/json"},
+                    data=b" " * (MAX_BODY + 1),
+                ),
+                413,
             ),
         ]
         for reply, status in refusals:

@@ -31,6 +31,19 @@ def test_defaults(target, contract, keys, reserve_billable):
 
 
 @pytest.mark.parametrize("model", MODELS)
+def test_omitted_sizes_are_the_schema_defaults(target, contract, keys, reserve_billable, model):
+    """An omitted width or height is the schema's default for every model, whatever size the
+    model was trained at (one side given small, to keep the image cheap)."""
+    omitted = "height" if MODELS.index(model) % 2 else "width"
+    given_side = "width" if omitted == "height" else "height"
+    body = {"prompt": "default size", "model": model, given_side: 256}
+    reserve_billable()
+    reply = target.generate(body, key_including(contract, keys, model))
+    result = assert_generated(reply, body, contract)
+    assert result[omitted] == contract.default(omitted)
+
+
+@pytest.mark.parametrize("model", MODELS)
 def test_negative_prompt_support(target, contract, keys, reserve_billable, model):
     key = key_including(contract, keys, model)
     body = {

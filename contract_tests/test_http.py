@@ -9,12 +9,15 @@ import time
 
 import pytest
 
-from contract_tests.checks import assert_generated, assert_problem
+from contract_tests.checks import assert_generated, assert_problem, rate_limit_fields
 from contract_tests.plugin import key_for, key_including
-from contract_tests.spec import GENERATE, MODELS
+from contract_tests.spec import GENERATE, MODELS, load_contract
 
 OVER_THE_CAP = {"prompt": "p", "num_inference_steps": 0}
 MAX_BODY = 64 * 1024  # "larger than 64 KiB" (the 413 response and the error table)
+WINDOW_S = 60  # "requests_per_minute ... in any 60 seconds" (info.description, Rate limits)
+CONTRACT = load_contract()
+WIDTHS, HEIGHTS = CONTRACT.size_range("width"), CONTRACT.size_range("height")
 
 
 def bearer(contract, keys, model=None) -> dict[str, str]:
@@ -29,6 +32,7 @@ def bearer(contract, keys, model=None) -> dict[str, str]:
         "application/json; charset=utf-8",
         "application/json;charset=UTF-8",
         "application/json ; charset=utf-8",
+        'application/json; charset="utf-8"',  # a quoted value is the same value (RFC 9110 5.6.6)
         "Application/JSON",
     ],
 )
@@ -48,6 +52,54 @@ def test_a_charset_parameter_generates(target, contract, keys, reserve_billable)
     reserve_billable()
     reply = target.request("POST", GENERATE, headers=headers, data=json.dumps(body).encode())
     assert_generated(reply, body, contract)
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/json, text/plain, */*",  # axios
+        "application/json;q=0.9, */*;q=0.8",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/*",
+        "application/json, application/problem+json",
+    ],
+)
+def test_ordinary_accept_headers_get_json(target, contract, keys, accept):
+    """What ordinary clients send as Accept gets the documented answers (the spec documents no
+    406): the catalog as JSON, a refusal as a problem."""
+    headers = {**bearer(contract, keys), "Accept": accept}
+    reply = target.request("GET", MODELS, headers=headers)
+    assert reply.status == 200, f"Accept: {accept} got {reply.status}: {reply.body[:200]!r}"
+    assert reply.media_type == "application/json"
+    reply = target.request("POST", GENERATE, headers=headers, json_body=OVER_THE_CAP)
+    assert_problem(reply, 400, contract.step_cap_code, contract)
+
+
+def test_rate_limit_fields_state_the_plan(target, contract, keys):
+    """Where an answer carries RateLimit-Policy and RateLimit (a target that counts requests),
+    they name the key's plan, its `requests_per_minute` per 60-second window, and where the key
+    stands in it."""
+    for plan in contract.catalog["plans"]:
+        key = keys.get(plan["id"])
+        if not key:
+            continue
+        reply = target.request("GET", MODELS, headers={"Authorization": f"Bearer {key}"})
+        assert reply.status == 200, reply.status
+        policy = rate_limit_fields(reply.headers.get("RateLimit-Policy"))
+        state = rate_limit_fields(reply.headers.get("RateLimit"))
+        assert (policy is None) == (state is None), (
+            f"RateLimit-Policy and RateLimit come together: {dict(reply.headers)}"
+        )
+        if policy is None:
+            continue
+        quota = plan["requests_per_minute"]
+        assert policy == {"name": plan["id"], "q": quota, "w": WINDOW_S}, (
+            f"the {plan['id']} plan's policy is {quota} requests per {WINDOW_S} s: "
+            f"{reply.headers['RateLimit-Policy']!r}"
+        )
+        assert state["name"] == plan["id"], reply.headers["RateLimit"]
+        assert 0 <= state["r"] < quota and 0 <= state["t"] <= WINDOW_S, reply.headers["RateLimit"]
 
 
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR"])
@@ -92,6 +144,9 @@ def test_json_answers_are_utf8(target, contract, keys):
 def test_authentication_is_checked_first(target, contract, keys):
     unknown = {"Authorization": "Bearer sk_unknown_0000000000000000"}
     for headers in ({}, unknown):
+        # an unknown model id is looked up only for a known key
+        reply = target.request("GET", f"{MODELS}/no-such-model", headers=headers)
+        assert_problem(reply, 401, None, contract)
         for content_type, data in (
             ("text/plain", b"x"),
             ("application/json", b"{" * (MAX_BODY + 1)),
@@ -143,7 +198,12 @@ def test_schema_and_model_rules_before_the_plan(target, contract, keys):
         ({"prompt": "p", "num_inference_steps": 8.5}, "invalid_type", "num_inference_steps"),
         ({"prompt": "p", "width": 100}, "invalid_request", "width"),
         ({"prompt": "p", "width": 520}, "invalid_request", "width"),
+        ({"prompt": "p", "height": HEIGHTS[0] + HEIGHTS[2] // 2}, "invalid_request", "height"),
+        ({"prompt": "p", "width": WIDTHS[1] + WIDTHS[2]}, "invalid_request", "width"),
+        ({"prompt": "p", "height": HEIGHTS[1] * 2}, "invalid_request", "height"),
+        ({"prompt": "p", "height": HEIGHTS[0] - HEIGHTS[2]}, "invalid_request", "height"),
         ({"prompt": "p" * 2001}, "invalid_request", "prompt"),
+        ({"prompt": " \t\n "}, "invalid_request", "prompt"),  # `pattern: \S`
         ({"prompt": "p", "model": "dall-e"}, "unknown_model", "model"),
     ],
 )
@@ -168,8 +228,9 @@ def test_several_faults_are_each_listed(target, contract, keys):
         None,
         contract,
     )
-    listed = {error.get("field") for error in problem.get("errors", [])}
-    assert {"width", "height", "sampler"} <= listed, problem
+    listed = {error.get("field"): error.get("code") for error in problem.get("errors", [])}
+    expected = {"width": "invalid_request", "height": "invalid_type", "sampler": "unknown_field"}
+    assert {field: listed.get(field) for field in expected} == expected, problem
 
 
 def test_the_size_limit_is_64_kib(target, contract, keys):

@@ -49,6 +49,29 @@ def test_omitted_steps_default_to_quality_steps_and_fast_preset_to_fast_steps(
         assert result["num_inference_steps"] == expected
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_an_explicit_step_count_wins_over_the_preset(
+    target, contract, keys, reserve_billable, model
+):
+    """ "An explicit `num_inference_steps` wins over the preset." """
+    info = contract.models[model]
+    steps = max((s for s in (1, info["max_steps"]) if s != info["fast_steps"]), default=None)
+    if steps is None:
+        pytest.skip(f"{model}: the fast preset's steps are the only ones allowed")
+    reserve_billable()
+    body = {
+        "prompt": "explicit steps",
+        "model": model,
+        "preset": "fast",
+        "num_inference_steps": steps,
+        "width": 256,
+        "height": 256,
+    }
+    reply = target.generate(body, key_including(contract, keys, model))
+    result = assert_generated(reply, body, contract)
+    assert result["num_inference_steps"] == steps
+
+
 def test_steps_property(target, contract, keys, reserve_billable):
     """Any step count for any model: accepted exactly when 1 <= steps <= the model's cap."""
 

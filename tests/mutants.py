@@ -147,7 +147,8 @@ def _edit_problems(edit):
     """A response edit applied to the JSON of every problem: *edit(problem)*."""
 
     def edit_response(environ, sent, status, headers, body):
-        if any(k.lower() == "content-type" and "problem" in v for k, v in headers):
+        # (a HEAD's problem has no body to edit)
+        if body and any(k.lower() == "content-type" and "problem" in v for k, v in headers):
             problem = json.loads(body)
             edit(problem)
             body = json.dumps(problem).encode()
@@ -847,12 +848,14 @@ def one_image_only():
 
 
 def _rate_limited_every_third(headers):
-    """Every third authenticated GET of the catalog gets a 429 with *headers*."""
+    """Every third GET of the catalog with a known key gets a 429 with *headers* (an unknown
+    key is refused first, as the order of checks says)."""
     counter = itertools.count(1)
+    known = {f"Bearer {key}" for key in DEV_KEYS}
 
     def answer(environ, sent):
         catalog = environ["REQUEST_METHOD"] == "GET" and environ["PATH_INFO"].startswith(MODELS)
-        if catalog and _header(environ, "Authorization") and next(counter) % 3 == 0:
+        if catalog and _header(environ, "Authorization") in known and next(counter) % 3 == 0:
             return _problem(429, "rate_limited", headers=headers)
         return None
 
@@ -879,6 +882,310 @@ def rate_limited_with_a_date():
 def rate_limited_politely():
     """Some requests get a 429 with Retry-After, as the contract allows: no test may fail."""
     return _rate_limited_every_third([("Retry-After", "0")])
+
+
+# Second round: details of the error table, media types, CORS and prose promises --------------
+
+ERR = "contract_tests/test_errors.py::"
+CORS_GENERATED = "contract_tests/test_cors.py::test_generated_images_are_readable_from_any_origin"
+
+
+def _status_code(status: str) -> int:
+    return int(status.split()[0])
+
+
+@mutant(ERR + "test_unknown_routes_are_404_not_found")
+def unknown_routes_are_html():
+    """A route that does not exist gets the framework's HTML 404 page, not a problem."""
+
+    def edit_response(environ, sent, status, headers, body):
+        if status.startswith("404") and b'"not_found"' in body:
+            page = b"<!doctype html><title>404 Not Found</title><h1>Not Found</h1>"
+            return status, [("Content-Type", "text/html; charset=utf-8")], page
+        return status, headers, body
+
+    return proxy(edit_response=edit_response)
+
+
+@mutant(ERR + "test_an_unknown_model_id_is_404")
+def unknown_model_id_is_not_found():
+    """An unknown model id gets the generic `not_found` code instead of `model_not_found`."""
+
+    def edit(problem):
+        if problem.get("code") == "model_not_found":
+            problem["code"] = "not_found"
+
+    return proxy(edit_response=_edit_problems(edit))
+
+
+@mutant(HTTP + "test_authentication_is_checked_first")
+def model_lookup_before_authentication():
+    """GET /api/v1/models/{unknown} without a key is 404: the model is looked up before the
+    key is checked."""
+
+    def answer(environ, sent):
+        path = environ["PATH_INFO"]
+        unknown = path.startswith(MODELS + "/") and path[len(MODELS) + 1 :] not in SPEC.models
+        if unknown and not _header(environ, "Authorization"):
+            return _problem(404, "model_not_found")
+        return None
+
+    return proxy(answer=answer)
+
+
+@mutant(ERR + "test_wrong_methods_are_405_with_allow")
+def allow_lists_only_options():
+    """405s say `Allow: OPTIONS`, leaving out the method the route does accept."""
+    return _replace_header(
+        "Allow", lambda environ: "OPTIONS", only_if=lambda environ, status: status.startswith("405")
+    )
+
+
+@mutant(ERR + "test_a_problem_instance_is_the_request_path")
+def instance_is_the_route_template():
+    """A problem's `instance` is the route's template (`/api/v1/models/{model_id}`), not the
+    request path."""
+
+    def edit(problem):
+        if problem.get("instance", "").startswith(MODELS + "/"):
+            problem["instance"] = MODELS + "/{model_id}"
+
+    return proxy(edit_response=_edit_problems(edit))
+
+
+@mutant(ERR + "test_an_unknown_model_id_is_404")
+def relative_problem_types():
+    """A problem's `type` is a relative reference (`/problems/...`), not the URI the schema
+    (`format: uri`) promises."""
+
+    def edit(problem):
+        problem["type"] = problem["type"].removeprefix("https://imageapi.org")
+
+    return proxy(edit_response=_edit_problems(edit))
+
+
+@mutant(HTTP + "test_several_faults_are_each_listed")
+def errors_list_generic_codes():
+    """Each entry of `errors` carries `invalid_request`, whatever its fault."""
+
+    def edit(problem):
+        for error in problem.get("errors", []):
+            error["code"] = "invalid_request"
+
+    return proxy(edit_response=_edit_problems(edit))
+
+
+@mutant(HTTP + "test_each_fault_has_its_documented_code")
+def blank_prompt_accepted():
+    """A prompt of whitespace only is generated (the schema's `pattern: \\S` is not checked)."""
+
+    def edit_request(environ, body):
+        prompt = (body or {}).get("prompt")
+        if isinstance(prompt, str) and prompt and not prompt.strip():
+            return {**body, "prompt": "blank"}
+        return None
+
+    return proxy(edit_request)
+
+
+@mutant(HTTP + "test_each_fault_has_its_documented_code")
+def sizes_up_to_4096():
+    """Widths and heights up to 4096 are accepted (the schema's maximum is 2048); the image is
+    made at 2048 and the asked size echoed."""
+
+    def edit_request(environ, body):
+        if not body:
+            return None
+        edited = {
+            field: 2048
+            for field in ("width", "height")
+            if isinstance(body.get(field), int)
+            and 2048 < body[field] <= 4096
+            and body[field] % 16 == 0
+        }
+        return {**body, **edited} if edited else None
+
+    def restore(sent, result):
+        for field in ("width", "height"):
+            if field in sent:
+                result[field] = sent[field]
+
+    return proxy(edit_request, _edit_success(restore))
+
+
+@mutant("contract_tests/test_steps.py::test_an_explicit_step_count_wins_over_the_preset")
+def preset_overrides_explicit_steps():
+    """With `"preset": "fast"` the fast steps are used even when `num_inference_steps` is
+    given (and the asked steps echoed)."""
+
+    def edit_request(environ, body):
+        if _valid(body) and body.get("preset") == "fast" and "num_inference_steps" in body:
+            model = SPEC.models[body.get("model", SPEC.default_model)]
+            return {**body, "num_inference_steps": model.fast_steps}
+        return None
+
+    return proxy(edit_request)
+
+
+@mutant("contract_tests/test_generation.py::test_omitted_sizes_are_the_schema_defaults")
+def model_sized_defaults():
+    """An omitted size is 512 for the 512 px models (sd-1.5, sdxl-turbo), not the schema's
+    default."""
+
+    def edit_request(environ, body):
+        if _valid(body) and body.get("model") in ("sd-1.5", "sdxl-turbo"):
+            edited = {field: 512 for field in ("width", "height") if field not in body}
+            return {**body, **edited} if edited else None
+        return None
+
+    return proxy(edit_request)
+
+
+@mutant(HTTP + "test_ordinary_accept_headers_get_json")
+def accept_lists_are_406():
+    """An Accept header other than `application/json` or `*/*` (a list, a parameter, another
+    case) gets a 406."""
+
+    def answer(environ, sent):
+        accept = _header(environ, "Accept")
+        if accept and accept not in ("*/*", "application/json"):
+            return _problem(406, "not_acceptable")
+        return None
+
+    return proxy(answer=answer)
+
+
+@mutant(HTTP + "test_json_with_parameters_or_in_any_case_is_json")
+def quoted_charset_is_415():
+    """`application/json; charset="utf-8"` (a quoted parameter value) is refused with 415."""
+
+    def answer(environ, sent):
+        if _is_generate(environ) and '"' in (_header(environ, "Content-Type") or ""):
+            return _problem(415, "unsupported_media_type")
+        return None
+
+    return proxy(answer=answer)
+
+
+def _as_json(environ):
+    environ["CONTENT_TYPE"] = "application/json"
+
+
+@mutant(ERR + "test_a_body_that_is_not_json_is_415")
+def json_suffix_types_are_json():
+    """`application/*+json` bodies (`application/vnd.api+json`) are read as JSON, as Flask's
+    `request.is_json` does, though the API takes `application/json` only."""
+
+    def edit_request(environ, body):
+        media_type = (_header(environ, "Content-Type") or "").split(";")[0].strip().lower()
+        if media_type.startswith("application/") and media_type.endswith("+json"):
+            _as_json(environ)
+        return None
+
+    return proxy(edit_request)
+
+
+@mutant(ERR + "test_a_body_that_is_not_json_is_415")
+def missing_content_type_is_json():
+    """A body without a Content-Type is read as JSON."""
+
+    def edit_request(environ, body):
+        if _is_generate(environ) and not _header(environ, "Content-Type"):
+            _as_json(environ)
+        return None
+
+    return proxy(edit_request)
+
+
+@mutant(CORS_GENERATED)
+def cors_missing_on_generated_images():
+    """A successful generation carries no CORS headers (its handler builds its own response):
+    a page on another origin cannot read its images."""
+    return proxy(
+        edit_response=_edit_headers(
+            lambda environ, status, headers: (
+                headers
+                if not (_is_generate(environ) and status.startswith("2"))
+                else [(k, v) for k, v in headers if not k.lower().startswith("access-control-")]
+            )
+        )
+    )
+
+
+@mutant(CORS_ANSWERS)
+def cors_missing_on_early_refusals():
+    """Refusals made before the route's handler (405, 413, 415) carry no CORS headers."""
+    return proxy(
+        edit_response=_edit_headers(
+            lambda environ, status, headers: (
+                headers
+                if _status_code(status) not in (405, 413, 415)
+                else [(k, v) for k, v in headers if not k.lower().startswith("access-control-")]
+            )
+        )
+    )
+
+
+def _rate_limit_fields(window: int):
+    """Answers to a known key carry the RateLimit fields of its plan, with *window* as `w`."""
+    rates = {plan_id: plan.requests_per_minute for plan_id, plan in SPEC.plans.items()}
+
+    def edit(environ, status, headers):
+        plan = DEV_KEYS.get((_header(environ, "Authorization") or "").partition(" ")[2])
+        if plan is None or not status.startswith("2"):
+            return headers
+        return [
+            *headers,
+            ("RateLimit-Policy", f'"{plan}";q={rates[plan]};w={window}'),
+            ("RateLimit", f'"{plan}";r={rates[plan] - 1};t=0'),
+        ]
+
+    return proxy(edit_response=_edit_headers(edit))
+
+
+RATE_LIMIT_FIELDS = "contract_tests/test_http.py::test_rate_limit_fields_state_the_plan"
+
+
+@mutant(RATE_LIMIT_FIELDS)
+def rate_limit_window_in_minutes():
+    """RateLimit-Policy gives the window in minutes (`w=1`), not seconds."""
+    return _rate_limit_fields(1)
+
+
+@mutant(RATE_LIMIT_FIELDS, equivalent=True)
+def rate_limit_fields_as_documented():
+    """Answers carry RateLimit-Policy and RateLimit as documented: no test may fail."""
+    return _rate_limit_fields(60)
+
+
+@mutant(HTTP + "test_every_model_is_served_by_id")
+def rate_limit_reset_disagrees_with_retry_after():
+    """Some requests get a 429 whose RateLimit `t` is not its Retry-After."""
+    return _rate_limited_every_third([("Retry-After", "0"), ("RateLimit", '"enterprise";r=0;t=30')])
+
+
+@mutant("contract_tests/test_generation.py::test_defaults")
+def uppercase_generation_ids():
+    """Generation ids are in upper-case hex (`gen_4F1C...`), outside the documented pattern."""
+
+    def upper(sent, result):
+        result["id"] = "gen_" + result["id"].removeprefix("gen_").upper()
+
+    return proxy(edit_response=_edit_success(upper))
+
+
+@mutant(ERR + "test_negative_prompts_are_bounded")
+def unbounded_negative_prompt():
+    """A negative prompt longer than the schema's `maxLength` is accepted (cut to it)."""
+    limit = SPEC.request_schema["properties"]["negative_prompt"]["maxLength"]
+
+    def edit_request(environ, body):
+        negative = (body or {}).get("negative_prompt")
+        if isinstance(negative, str) and len(negative) > limit:
+            return {**body, "negative_prompt": negative[:limit]}
+        return None
+
+    return proxy(edit_request)
 
 
 # Running the suite against them ---------------------------------------------------------------
