@@ -93,9 +93,18 @@ def assert_rate_limited(reply: Reply, contract: Contract) -> int:
     return int(retry_after)
 
 
-def retry_delay(reply: Reply, contract: Contract) -> float:
-    """How long to wait before sending again a request that got *reply*, a 429."""
-    return float(assert_rate_limited(reply, contract))
+def retry_delay(reply: Reply, contract: Contract) -> float | None:
+    """How long to wait before sending again a request that got *reply*, or None when it is
+    not an answer to wait out. A 429 must be one the contract allows (this raises if not); a
+    503 problem with whole-second ``Retry-After`` (a busy model: "try again shortly") is waited
+    out too, so that a deployment with a queue is not failed for being busy."""
+    if reply.status == 429:
+        return float(assert_rate_limited(reply, contract))
+    if reply.status == 503 and reply.media_type == "application/problem+json":
+        retry_after = reply.headers.get("Retry-After", "").strip()
+        if retry_after.isdigit():
+            return float(retry_after)
+    return None
 
 
 def rate_limit_fields(field: str | None) -> dict | None:

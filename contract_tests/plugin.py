@@ -112,8 +112,8 @@ def pytest_addoption(parser):
         "--max-rate-limit-wait",
         type=float,
         default=120.0,
-        help="seconds one request may spend waiting out 429s (Retry-After) before the answer "
-        "counts as a failure (default: 120)",
+        help="seconds one request may spend waiting out 429s and busy 503s (Retry-After) before "
+        "the answer counts as a failure (default: 120)",
     )
     group.addoption(
         "--check-rate-limits",
@@ -321,5 +321,5 @@ def pytest_terminal_summary(terminalreporter, config):
     budget = "no limit" if billing.limit is None else f"budget {billing.limit}"
     terminalreporter.write_line(
         f"billable requests made: {counts['made']} ({budget}; {counts['reserved']} reserved; "
-        f"{counts['waited']} answers of 429 waited out)"
+        f"{counts['waited']} answers of 429 or 503 waited out)"
     )

@@ -1,7 +1,8 @@
 """Targets: where requests go. One interface, two small adapters: a WSGI app in-process, or a
 deployment by base URL. Every exchange is recorded so that a failure can print a curl command
 that repeats it (with every credential masked), every billable request is reserved against one
-budget shared by all workers, and a 429 is checked and waited out rather than failed."""
+budget shared by all workers, and a 429 (or a busy 503) is checked and waited out rather than
+failed."""
 
 from __future__ import annotations
 
@@ -68,12 +69,12 @@ class Billing:
                 counts["made"] += 1
 
     def note_wait(self) -> None:
-        """A 429 was waited out."""
+        """A 429 or a busy 503 was waited out."""
         with self._counts() as counts:
             counts["waited"] += 1
 
     def counts(self) -> dict[str, int]:
-        """Requests reserved and made, and 429s waited out, by all workers so far."""
+        """Requests reserved and made, and answers waited out, by all workers so far."""
         with self._counts() as counts:
             return dict(counts)
 
@@ -105,8 +106,9 @@ class Exchange:
 class Target:
     """Sends requests to the API under test.
 
-    *retry_delay(reply) -> seconds* checks a 429 against the contract (it raises if the 429 is
-    not one the contract allows) and says how long to wait; the request is then sent again,
+    *retry_delay(reply) -> seconds or None* checks a 429 against the contract (it raises if the
+    429 is not one the contract allows) and says how long to wait for it or for a 503 that asks
+    to try again, None for any other answer; the request is then sent again,
     at most *max_wait* seconds in all, each new try of a generation reserved as billable.
     """
 
@@ -120,7 +122,7 @@ class Target:
     def request(
         self, method: str, path: str, *, headers=None, json_body=None, data=None, wait=True
     ) -> Reply:
-        """Send a request; a 429 is checked and waited out unless *wait* is false."""
+        """Send a request; a 429 or a busy 503 is waited out unless *wait* is false."""
         headers = dict(headers or {})
         if json_body is not None:
             data = json.dumps(json_body).encode()
@@ -140,17 +142,15 @@ class Target:
         return self.retrying(send, billable=method == "POST" and path == GENERATE)
 
     def retrying(self, send, *, billable: bool, to_reply=lambda reply: reply):
-        """*send()* until its answer is not a 429 the contract allows, waiting as each 429
+        """*send()* until its answer is not one to wait out (see *retry_delay*), waiting as each
         asks, at most *max_wait* seconds in all; a billable request is reserved again for
         each new try. *to_reply* turns what *send* returns into a Reply."""
         waited = 0.0
         while True:
             response = send()
             reply = to_reply(response)
-            if reply.status != 429 or self.retry_delay is None:
-                return response
-            delay = self.retry_delay(reply)
-            if waited + delay > self.max_wait:
+            delay = None if self.retry_delay is None else self.retry_delay(reply)
+            if delay is None or waited + delay > self.max_wait:
                 return response
             if billable:
                 self.billing.reserve()

@@ -18,7 +18,7 @@ from contract_tests.checks import retry_delay
 from contract_tests.plugin import DEV_KEYS
 from contract_tests.redact import Credentials
 from contract_tests.spec import MODELS, load_contract
-from contract_tests.target import Billing, BudgetExhausted, Reply, WsgiTarget
+from contract_tests.target import Billing, BudgetExhausted, Reply, Target, WsgiTarget
 from mockserver import config as server_config
 from mockserver.app import create_app
 from tests.conftest import ROOT, RunningServer
@@ -144,6 +144,38 @@ def test_a_429_without_retry_after_is_a_failure():
         retry_delay(Reply(429, headers, problem.encode()), CONTRACT)
     headers["Retry-After"] = "3"
     assert retry_delay(Reply(429, headers, problem.encode()), CONTRACT) == 3
+
+
+def test_a_busy_503_is_waited_out_and_other_answers_are_not():
+    problem = json.dumps(
+        {"type": "about:blank", "title": "x", "status": 503, "code": "model_unavailable"}
+    ).encode()
+    headers = CaseInsensitiveDict({"Content-Type": "application/problem+json"})
+    assert retry_delay(Reply(503, headers, problem), CONTRACT) is None  # no Retry-After
+    headers["Retry-After"] = "4"
+    assert retry_delay(Reply(503, headers, problem), CONTRACT) == 4
+    assert retry_delay(Reply(500, headers, problem), CONTRACT) is None
+    assert retry_delay(Reply(200, CaseInsensitiveDict(), b"{}"), CONTRACT) is None
+
+
+def test_a_busy_503_is_resent_until_it_is_answered(tmp_path):
+    """A target whose model is busy twice (503 with Retry-After: 0), then answers: the suite's
+    request ends in the answer, and both waits are counted."""
+    answers = iter([503, 503, 200])
+    billing = Billing(None, tmp_path / "billing.json")
+
+    class Busy(Target):
+        def _send(self, method, path, headers, data):
+            status = next(answers)
+            content = {"Content-Type": "application/problem+json", "Retry-After": "0"}
+            return Reply(status, CaseInsensitiveDict(content if status == 503 else {}), b"{}")
+
+    target = Busy(
+        "http://busy.test", billing, retry_delay=lambda reply: retry_delay(reply, CONTRACT)
+    )
+    reply = target.generate({"prompt": "busy"}, "k")
+    assert reply.status == 200
+    assert billing.counts()["waited"] == 2
 
 
 @pytest.mark.parametrize(
