@@ -9,7 +9,9 @@ Every API request (under ``/api/v1/``, matched to a route or not) is recorded he
 
 Who may call it: with an admin token set (``--admin-token``), only a request that sends it as
 ``Authorization: Bearer <token>`` (compared in constant time); without one, only clients on this
-host (a loopback address), unless the server was told ``--admin-open``. ``python -m mockserver``
+host (a loopback address) that name it so (``Host`` a loopback address or ``localhost``: a page
+whose name was rebound to 127.0.0.1 sends its own name), unless the server was told
+``--admin-open``. ``python -m mockserver``
 refuses to listen on an address other machines can reach with neither.
 """
 
@@ -117,19 +119,30 @@ def _journal_routes(admin: Blueprint, journal: Journal) -> None:
         return Response(status=204)
 
 
+def _host_name() -> str:
+    """The name the client addressed, from ``Host`` (without its port)."""
+    host = request.host
+    if host.startswith("["):  # [::1]:8000
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def _gate(config: Config):
     """The check every admin request passes first; see the module's docstring."""
     expected = digest(config.admin_token) if config.admin_token else None
 
     def check():
         if expected is None:
-            if config.admin_open or is_loopback(request.remote_addr or ""):
+            if config.admin_open or (
+                is_loopback(request.remote_addr or "") and is_loopback(_host_name())
+            ):
                 return
             raise Problem(
                 403,
                 "admin_forbidden",
-                "The admin routes answer clients on the server's own host only; start the "
-                "server with --admin-token to reach them from elsewhere.",
+                "The admin routes answer clients on the server's own host only, addressing it "
+                "as localhost or a loopback address; start the server with --admin-token to "
+                "reach them from elsewhere.",
             )
         presented = bearer_token(request.headers.get("Authorization"))
         if presented is None:

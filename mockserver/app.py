@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -69,9 +70,19 @@ def _begin() -> None:
     refusal = request.environ.get(REFUSAL)
     if refusal is not None:
         raise refusal
+    if request.environ.get("PATH_INFO", "").startswith("//"):  # routing would drop the slashes
+        raise NotFound()
 
 
 LOGGED_PATH_CHARS = 200
+# A path may carry decoded control characters (%0a, %1b): escaped, they cannot forge a log line
+# or reach a terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
+
+
+def printable(text: str) -> str:
+    """*text* with control characters (and backslashes, so the escapes are unambiguous) escaped."""
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
 
 
 def _log_access(hide):
@@ -84,6 +95,7 @@ def _log_access(hide):
             path = hide(request.path)
             if len(path) > LOGGED_PATH_CHARS:
                 path = path[:LOGGED_PATH_CHARS] + "..."
+            path = printable(path)
             access_log.info(
                 "%s %s %d %.1f ms %s%s",
                 request.method,

@@ -64,6 +64,27 @@ def test_without_a_token_only_this_hosts_clients_are_answered(spec, address):
 
 
 @pytest.mark.parametrize(
+    ("host", "answered"),
+    [("localhost", True), ("localhost:8000", True), ("127.0.0.1:8000", True), ("[::1]:8000", True),
+     ("attacker.test", False), ("attacker.test:8000", False), ("127.0.0.1.nip.io", False)],
+)  # fmt: skip
+def test_a_rebound_name_on_this_host_is_not_answered(spec, host, answered):
+    """DNS rebinding: a page on attacker.test whose name now resolves to 127.0.0.1 sends
+    ``Host: attacker.test`` from a loopback address; without a token it must not read the
+    journal (nor empty it)."""
+    client = create_app(Config(), spec=spec).test_client()
+    for method in ("GET", "DELETE"):
+        answer = client.open("/__admin/requests", method=method, headers={"Host": host})
+        if answered:
+            assert answer.status_code in (200, 204)
+        else:
+            assert answer.status_code == 403 and answer.get_json()["code"] == "admin_forbidden"
+    with_token = create_app(Config(admin_token=TOKEN), spec=spec).test_client()
+    headers = {"Host": "attacker.test", "Authorization": f"Bearer {TOKEN}"}
+    assert with_token.get("/__admin/requests", headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize(
     ("host", "loopback"),
     [("127.0.0.1", True), ("127.8.9.1", True), ("::1", True), ("[::1]", True),
      ("localhost", True), ("::ffff:127.0.0.1", True), ("0.0.0.0", False), ("::", False),

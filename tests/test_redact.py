@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from mockserver.redact import mask, redact_headers, redact_query, redact_text, text_redactor
-from tests.conftest import KEY_FOR_PLAN
+from tests.conftest import KEY_FOR_PLAN, auth
 
 KEYS = [
     "sk_test_pro_0123456789abcdef",
@@ -101,3 +101,22 @@ def test_a_prepared_redactor_masks_as_redact_text_does():
     text = f"a {KEYS[0]} b {KEYS[2]} c"
     assert redact(text) == redact_text(text, KEYS) == f"a {mask(KEYS[0])} b {mask(KEYS[2])} c"
     assert text_redactor([])(text) == text
+
+
+def test_a_path_cannot_forge_an_access_log_line_or_reach_the_terminal(client, caplog):
+    """Decoded control characters in a path (%0a, %1b, %00) are escaped in the log line."""
+    forged = "/x%0a08:99:99%20POST%20/api/v1/generate%20200%201.0%20ms%20enterprise%1b[31m%00"
+    with caplog.at_level(logging.INFO, logger="mockserver.access"):
+        assert client.get(forged).status_code == 404
+    (line,) = [record.getMessage() for record in caplog.records]
+    assert "\n" not in line and "\x1b" not in line and "\x00" not in line
+    assert (
+        line.startswith("GET /x\\n08:99:99 POST /api/v1/generate") and "\\x1b[31m\\x00 404" in line
+    )
+
+
+def test_a_path_starting_with_two_slashes_is_not_routed(client):
+    """Routing would read ``//api/v1/models`` as ``/api/v1/models``; like ``/api//v1/models`` it
+    is no route of the API."""
+    answer = client.get("/", environ_overrides={"PATH_INFO": "//api/v1/models"}, headers=auth())
+    assert answer.status_code == 404 and answer.get_json()["code"] == "not_found"
