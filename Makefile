@@ -44,7 +44,7 @@ $(TOOLS)/.installed: Makefile
 	touch $@
 
 run: $(RUN_STAMP)
-	$(BIN)/python -m mockserver --host $(HOST) --port $(PORT)
+	$(BIN)/python -m mockserver --host $(HOST) --port $(PORT) $(ARGS)
 
 # Browser tests drive Debian's Chromium (Playwright's own browser download does not work here).
 CHROMIUM := /usr/bin/chromium

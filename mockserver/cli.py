@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
     )
     parser.add_argument(
-        "--port", type=int, default=8000, help="port to bind (default: %(default)s)"
+        "--port", type=port_number, default=8000, help="port to bind (default: %(default)s)"
     )
     parser.add_argument("--backend", default=None, help="image backend (default: placeholder)")
     parser.add_argument(
@@ -167,6 +168,29 @@ def _option(text: str) -> tuple[str, object]:
         return key, value
 
 
+def port_number(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1 to 65535)")
+    return port
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise OSError if *port* on *host* cannot be bound: granian's workers share their port
+    (SO_REUSEPORT), so a second server on a port in use would start and take half the
+    connections, rather than fail."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise OSError(f"{host}:{port} is in use by another server ({exc.strerror})") from exc
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_backends:
@@ -191,6 +215,7 @@ def _check_and_serve(args: argparse.Namespace) -> int:
     try:  # build the app once here, so that a bad spec, key file or backend name fails fast
         config = Config.from_env()
         _check_admin(config, args.host)
+        check_port_free(args.host, args.port)
         if config.backend not in available_backends():
             raise BackendError(
                 f"no image backend named {config.backend!r}; "

@@ -108,3 +108,21 @@ def test_the_banner_masks_keys_from_a_key_file():
     text = banner(Config(keys={secret: "pro"}), "http://0.0.0.0:9000")
     assert secret not in text and "curl" not in text
     assert "http://0.0.0.0:9000/docs" in text
+
+
+def test_a_port_in_use_fails_fast_and_the_running_server_keeps_it(server):
+    """granian's workers share a port (SO_REUSEPORT): unchecked, a second mock would start on a
+    port already served and take half its connections."""
+    port = server.url.rsplit(":", 1)[1]
+    result = run_cli("--port", port, "--workers", "1")
+    assert result.returncode == 2
+    assert f"127.0.0.1:{port} is in use" in result.stderr
+    assert "Listening" not in result.stdout + result.stderr
+
+
+def test_a_port_out_of_range_is_a_usage_error():
+    for port in ("70000", "0", "http"):
+        result = run_cli("--port", port)
+        assert result.returncode == 2
+        assert f"'{port}' is not a port (1 to 65535)" in result.stderr
+        assert "Traceback" not in result.stderr
