@@ -7,6 +7,7 @@ BIN    := $(VENV)/bin
 TOOLS  := .tools
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+ARGS   ?=# more options for make run, e.g. ARGS=--no-rate-limits
 STAMP  := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
 
@@ -21,7 +22,7 @@ NODE_TYPES_VERSION := 20.19.43
 
 install: $(STAMP)
 
-# make run needs the mock only (flask, granian, validators, pillow, zlib-ng: about 100 MB);
+# make run needs the mock only (flask, granian, the validators, pillow, zlib-ng, redis: about 132 MB);
 # make test installs what it tests (the test tools, and torch + diffusers for the diffusers backend).
 $(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
