@@ -98,7 +98,13 @@ def _journal_routes(admin: Blueprint, journal: Journal) -> None:
 
     @admin.get("/requests")
     def list_requests():
-        limit = request.args.get("limit", type=int)
+        limit = request.args.get("limit")
+        if limit is not None:
+            if not (limit.isascii() and limit.isdigit() and int(limit) > 0):
+                raise Problem(
+                    400, "invalid_request", f"limit must be a whole number above 0, not {limit!r}."
+                )
+            limit = int(limit)
         try:
             entries = journal.texts(limit)
         except StoreUnavailable as exc:

@@ -120,3 +120,15 @@ def test_a_server_on_all_addresses_with_a_token_guards_its_journal():
     assert refused.status_code == 401 and refused.json()["code"] == "missing_admin_token"
     assert journal.status_code == 200 and len(journal.json()["requests"]) == 1
     assert "needs the admin token" in output and TOKEN not in output
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "abc", "1.5", "٣"])
+def test_a_limit_that_is_not_a_positive_whole_number_is_a_400(spec, limit):
+    client = create_app(Config(), spec=spec).test_client()
+    answer = client.get(f"/__admin/requests?limit={limit}")
+    assert answer.status_code == 400
+    assert answer.mimetype == "application/problem+json"
+    assert answer.get_json()["code"] == "invalid_request"
+    client.get("/api/v1/models", headers=auth())
+    client.get("/api/v1/models", headers=auth())
+    assert len(client.get("/__admin/requests?limit=1").get_json()["requests"]) == 1
