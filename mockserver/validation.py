@@ -22,6 +22,7 @@ STRUCTURAL_CODES = {
 }
 DEFAULT_CODE = "invalid_request"
 MAX_DETAIL_CHARS = 300
+MAX_SHOWN_CHARS = 40  # of a value quoted in a detail, so that the reason after it still shows
 
 
 def parse_json(raw: bytes):
@@ -78,6 +79,7 @@ class RequestValidator:
     def _fault(self, error: ValidationError) -> dict:
         code, detail = self._explain(error)
         field = _field(error)
+        field = _clip(field) if field else None
         fault = {"code": code, "detail": _clip(f"{field}: {detail}" if field else detail)}
         if field:
             fault["field"] = field
@@ -86,15 +88,16 @@ class RequestValidator:
     def _explain(self, error: ValidationError) -> tuple[str, str]:
         """The error's code and detail: the deepest ``x-problem-code`` (and its
         ``x-problem-detail``) on the failing keyword's schema path."""
+        message = _message(error)
         if error.validator in STRUCTURAL_CODES:
-            return STRUCTURAL_CODES[error.validator], error.message
-        code, detail = DEFAULT_CODE, error.message
+            return STRUCTURAL_CODES[error.validator], message
+        code, detail = DEFAULT_CODE, message
         node = self._schema
         for key in error.absolute_schema_path:
             node = node[key]
             if isinstance(node, dict) and "x-problem-code" in node:
                 code = node["x-problem-code"]
-                detail = node.get("x-problem-detail", error.message)
+                detail = node.get("x-problem-detail", message)
         return code, detail
 
 
@@ -108,6 +111,19 @@ def _field(error: ValidationError) -> str | None:
         extra = sorted(name for name in error.instance if name not in known)
         path += extra[:1]
     return ".".join(path) or None
+
+
+def _message(error: ValidationError) -> str:
+    """jsonschema's message, with a long value it quotes shortened: "'aaa…' (2001 characters)
+    is too long" rather than 300 characters of the value and no reason."""
+    shown = repr(error.instance)
+    if len(shown) <= MAX_SHOWN_CHARS or shown not in error.message:
+        return error.message
+    if isinstance(error.instance, str):
+        short = f"{shown[: MAX_SHOWN_CHARS - 1]}…' ({len(error.instance)} characters)"
+    else:
+        short = f"{shown[:MAX_SHOWN_CHARS]}…"
+    return error.message.replace(shown, short)
 
 
 def _clip(text: str) -> str:

@@ -96,3 +96,24 @@ def test_parse_json_keeps_big_numbers_exact():
     assert parse_json(b'{"a": 123456789012345678901234567890}') == {
         "a": 123456789012345678901234567890
     }
+
+
+def refusal(spec, body) -> Problem:
+    with pytest.raises(Problem) as caught:
+        RequestValidator(spec.request_schema).validate(body)
+    return caught.value
+
+
+def test_a_long_value_is_shortened_so_that_the_reason_shows(spec):
+    too_long = refusal(spec, {"prompt": "a" * 2001})
+    assert too_long.field == "prompt"
+    assert too_long.detail.endswith("' (2001 characters) is too long")
+    unknown = refusal(spec, {"prompt": "x", "model": "m" * 500})
+    assert unknown.code == "unknown_model"
+    assert "(500 characters) is not one of ['flux-schnell'," in unknown.detail
+
+
+def test_a_huge_unknown_field_name_is_not_echoed_whole(spec):
+    unknown = refusal(spec, {"prompt": "x", "z" * 60_000: 1})
+    assert unknown.code == "unknown_field"
+    assert len(unknown.field) <= 300 and len(unknown.detail) <= 300
