@@ -63,24 +63,50 @@ class Config:
             "MOCKSERVER_CORS_ORIGINS": ("cors_origins", _origins),
             "MOCKSERVER_SCENARIOS": ("scenarios", _flag),
             "MOCKSERVER_LATENCY": ("latency", parse_latency),
-            "MOCKSERVER_JOURNAL_SIZE": ("journal_size", int),
-            "MOCKSERVER_JOURNAL_BYTES": ("journal_bytes", int),
+            "MOCKSERVER_JOURNAL_SIZE": ("journal_size", _count),
+            "MOCKSERVER_JOURNAL_BYTES": ("journal_bytes", _count),
             "MOCKSERVER_STATE": ("state", str),
             "MOCKSERVER_RELOAD": ("reload", _flag),
-            "MOCKSERVER_BODY_TIMEOUT": ("body_timeout_s", float),
-            "MOCKSERVER_WORK_SLOTS": ("work_slots", int),
+            "MOCKSERVER_BODY_TIMEOUT": ("body_timeout_s", _seconds),
+            "MOCKSERVER_WORK_SLOTS": ("work_slots", _count),
             "MOCKSERVER_ADMIN_TOKEN": ("admin_token", lambda value: value or None),
             "MOCKSERVER_ADMIN_OPEN": ("admin_open", _flag),
             "MOCKSERVER_QUIET": ("quiet", _flag),
         }
         for variable, (attribute, read) in readers.items():
             if variable in environ:
-                setattr(config, attribute, read(environ[variable]))
+                try:
+                    setattr(config, attribute, read(environ[variable]))
+                except (ValueError, OSError) as exc:  # a setting's name says where to look
+                    raise ValueError(f"{variable}: {exc}") from None
         return config
 
 
+FLAGS = {"1": True, "true": True, "yes": True, "on": True,
+         "0": False, "false": False, "no": False, "off": False, "": False}  # fmt: skip
+
+
 def _flag(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    try:
+        return FLAGS[value.strip().lower()]
+    except KeyError:
+        raise ValueError(f"{value!r} is not on or off (1/0, true/false, yes/no, on/off)") from None
+
+
+def _count(value: str) -> int:
+    if not value.strip().isdigit():
+        raise ValueError(f"{value!r} is not a whole number of 0 or more")
+    return int(value)
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{value!r} is not a number of seconds above 0")
+    return seconds
 
 
 def _origins(value: str) -> list[str]:
@@ -94,7 +120,12 @@ def parse_latency(value: str) -> str | None:
         return None
     if value == "realistic":
         return value
-    milliseconds = float(value)
+    try:
+        milliseconds = float(value)
+    except ValueError:
+        raise ValueError(
+            f"latency {value!r}: expected off, realistic or a number of milliseconds"
+        ) from None
     if not 0 <= milliseconds <= 600_000:
         raise ValueError(f"latency {value} ms is out of range (0-600000)")
     return str(milliseconds)
@@ -103,9 +134,16 @@ def parse_latency(value: str) -> str | None:
 def load_keys(path: str | Path) -> dict[str, str]:
     """Read a key file: a JSON or YAML mapping of API key to plan id."""
     text = Path(path).read_text(encoding="utf-8")
-    data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+    try:
+        data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ValueError(
+            f"{path}: not valid {'JSON' if str(path).endswith('.json') else 'YAML'}: {exc}"
+        ) from None
     if not isinstance(data, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in data.items()
     ):
         raise ValueError(f"{path}: expected a mapping of API key to plan id")
+    if not data:
+        raise ValueError(f"{path}: no keys: no request could be answered")
     return data

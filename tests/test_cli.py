@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mockserver.cli import banner, build_parser, environment_from_args
 from mockserver.config import DEV_KEYS, Config
 
@@ -126,3 +128,34 @@ def test_a_port_out_of_range_is_a_usage_error():
         assert result.returncode == 2
         assert f"'{port}' is not a port (1 to 65535)" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [("MOCKSERVER_RATE_LIMITS", "maybe", "is not on or off"),
+     ("MOCKSERVER_JOURNAL_SIZE", "-1", "is not a whole number"),
+     ("MOCKSERVER_JOURNAL_BYTES", "10k", "is not a whole number"),
+     ("MOCKSERVER_BODY_TIMEOUT", "0", "is not a number of seconds"),
+     ("MOCKSERVER_LATENCY", "fast", "expected off, realistic or a number of milliseconds"),
+     ("MOCKSERVER_BACKEND_OPTIONS", "{", "MOCKSERVER_BACKEND_OPTIONS: ")],
+)  # fmt: skip
+def test_a_bad_setting_is_refused_naming_its_variable(variable, value, says):
+    with pytest.raises(ValueError, match=variable) as caught:
+        Config.from_env({variable: value})
+    assert says in str(caught.value)
+
+
+def test_bad_settings_and_key_files_fail_fast_and_say_why(tmp_path):
+    broken = tmp_path / "keys.yaml"
+    broken.write_text("sk_a: [free\n")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("{}\n")
+    for args, says in [
+        (("--latency", "fast"), "expected off, realistic or a number of milliseconds"),
+        (("--journal-size", "-1"), "MOCKSERVER_JOURNAL_SIZE: '-1' is not a whole number"),
+        (("--keys", str(broken)), f"{broken}: not valid YAML"),
+        (("--keys", str(empty)), f"{empty}: no keys"),
+    ]:
+        result = run_cli(*args)
+        assert result.returncode == 2, args
+        assert says in result.stderr and "Traceback" not in result.stderr, result.stderr
