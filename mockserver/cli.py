@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import socket
@@ -322,6 +323,10 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
     # Work slots bound the app's parallelism; the extra threads only wait on slow bodies.
     os.environ.setdefault("MOCKSERVER_WORK_SLOTS", str(threads))
+    # granian warns of that many threads on every start; here they are the design (see guard.py)
+    logging.getLogger("_granian").addFilter(
+        lambda record: "Python threads, which seems quite high" not in record.getMessage()
+    )
     Granian(
         "mockserver.wsgi:app",
         address=host,
