@@ -442,7 +442,7 @@ export interface components {
                  *       "type": "https://imageapi.org/problems/model-unavailable",
                  *       "title": "Model unavailable",
                  *       "status": 503,
-                 *       "detail": "sdxl-lightning is busy; try again in 5 seconds.",
+                 *       "detail": "sdxl-lightning is busy; try again in 30 seconds.",
                  *       "code": "model_unavailable"
                  *     }
                  */
