@@ -72,6 +72,12 @@ def create_admin(runtime: Runtime) -> Blueprint:
 
     if journal is not None:
         _journal_routes(admin, journal)
+    else:
+
+        @admin.route("/requests", methods=["GET", "DELETE"])
+        def journal_off():
+            raise Problem(404, "journal_off", "This server keeps no journal (--journal-size 0).")
+
     return admin
 
 

@@ -132,3 +132,12 @@ def test_a_limit_that_is_not_a_positive_whole_number_is_a_400(spec, limit):
     client.get("/api/v1/models", headers=auth())
     client.get("/api/v1/models", headers=auth())
     assert len(client.get("/__admin/requests?limit=1").get_json()["requests"]) == 1
+
+
+def test_without_a_journal_its_route_says_so(spec):
+    client = create_app(Config(journal_size=0), spec=spec).test_client()
+    for method in ("GET", "DELETE"):
+        answer = client.open("/__admin/requests", method=method)
+        assert answer.status_code == 404 and answer.mimetype == "application/problem+json"
+        assert answer.get_json()["code"] == "journal_off"
+    assert client.get("/__admin/state").get_json()["journal_size"] == 0
