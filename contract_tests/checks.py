@@ -100,11 +100,17 @@ def retry_delay(reply: Reply, contract: Contract) -> float | None:
     out too, so that a deployment with a queue is not failed for being busy."""
     if reply.status == 429:
         return float(assert_rate_limited(reply, contract))
-    if reply.status == 503 and reply.media_type == "application/problem+json":
-        retry_after = reply.headers.get("Retry-After", "").strip()
-        if retry_after.isdigit():
-            return float(retry_after)
-    return None
+    busy = busy_delay(reply)
+    return None if busy is None else float(busy)
+
+
+def busy_delay(reply: Reply) -> int | None:
+    """The seconds a documented busy 503 (a problem with whole-second ``Retry-After``) asks a
+    client to wait, or None for any other answer."""
+    if reply.status != 503 or reply.media_type != "application/problem+json":
+        return None
+    retry_after = reply.headers.get("Retry-After", "").strip()
+    return int(retry_after) if retry_after.isdigit() else None
 
 
 def rate_limit_fields(field: str | None) -> dict | None:

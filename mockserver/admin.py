@@ -20,6 +20,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import time
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, request
 
@@ -132,11 +133,11 @@ def _journal_routes(admin: Blueprint, journal: Journal) -> None:
 
 
 def _host_name() -> str:
-    """The name the client addressed, from ``Host`` (without its port)."""
-    host = request.host
-    if host.startswith("["):  # [::1]:8000
-        return host[1 : host.find("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    """The name the client addressed, from ``Host`` (without its port or IPv6 brackets)."""
+    try:
+        return urlsplit("//" + request.host).hostname or ""
+    except ValueError:  # an unclosed "[": no name this server answers to
+        return ""
 
 
 def _gate(config: Config):
