@@ -29,9 +29,10 @@ from mockserver.auth import bearer_token, digest
 from mockserver.config import Config
 from mockserver.journal import Journal
 from mockserver.problems import Problem
+from mockserver.redact import redacted_url
 from mockserver.runtime import Runtime
 from mockserver.snapshot import to_json
-from mockserver.store import StoreUnavailable, redacted
+from mockserver.store import StoreUnavailable
 
 ADMIN_PREFIX = "/__admin"
 ADMIN_REALM = 'Bearer realm="imageapi-admin"'
@@ -63,7 +64,7 @@ def create_admin(runtime: Runtime) -> Blueprint:
             reachable = False
         return _json(
             {
-                "store": redacted(runtime.store.url),
+                "store": redacted_url(runtime.store.url),
                 "reachable": reachable,
                 "rate_limits": runtime.limiter is not None,
                 "journal_size": journal.size if journal else 0,

@@ -285,7 +285,7 @@ def banner(config: Config, url: str) -> str:
     The built-in development keys are public (the README lists them), so they are shown whole;
     keys from ``--keys`` are masked.
     """
-    from mockserver.store import redacted
+    from mockserver.redact import redacted_url
 
     dev_keys = config.keys == DEV_KEYS
     lines = [
@@ -300,7 +300,7 @@ def banner(config: Config, url: str) -> str:
             else "for clients on this host only"
         )
         + ")",
-        f"  state: {redacted(config.state) if config.state else 'in memory'}; rate limits: "
+        f"  state: {redacted_url(config.state) if config.state else 'in memory'}; rate limits: "
         + ("per key, as the plans say" if config.rate_limits else "off"),
         "  keys" + (" (the development keys, public):" if dev_keys else " (from --keys):"),
     ]

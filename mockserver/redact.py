@@ -7,7 +7,8 @@ look like: a key of any shape (``sk_...`` or not, dotted, Basic) is masked whole
 - ``redact_query(query)``: the values of query parameters whose names look like credentials;
 - ``redact_text(text, secrets)``: every occurrence of the given secrets in free text
   (``text_redactor(secrets)``: the same, prepared once for many texts);
-- ``mask(secret)``: what is shown in place of one secret.
+- ``mask(secret)``: what is shown in place of one secret;
+- ``redacted_url(url)``: a store URL without its password, for logs.
 """
 
 from __future__ import annotations
@@ -110,3 +111,11 @@ def text_redactor(secrets: Iterable[str]) -> Callable[[str], str]:
         return text
 
     return redact
+
+
+def redacted_url(url: str) -> str:
+    """*url* without a password, for logs."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "…@" + rest.split("@", 1)[1]
+    return scheme + sep + rest

@@ -1,28 +1,16 @@
-"""Fixtures: the spec, the app in-process, and the real server under granian."""
+"""Fixtures: the spec, the app in-process, and the real server under granian. Helpers the tests
+import are in tests/support.py."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-import requests
 
 from mockserver.app import create_app
-from mockserver.config import DEV_KEYS, Config
+from mockserver.config import Config
 from mockserver.spec import load_spec
-
-ROOT = Path(__file__).resolve().parent.parent
-KEY_FOR_PLAN = {plan: key for key, plan in DEV_KEYS.items()}
+from tests.support import RunningServer
 
 
 @pytest.fixture(scope="session")
@@ -55,134 +43,9 @@ def models_dir(tmp_path_factory, spec):
     return root
 
 
-def make_generation(**overrides):
-    """A valid Generation for backend tests, with *overrides*."""
-    from mockserver.rules import Generation
-
-    values = dict(
-        prompt="a red fox",
-        model="sdxl-lightning",
-        width=512,
-        height=512,
-        num_inference_steps=8,
-        negative_prompt=None,
-        seed=42,
-        output_format="png",
-        num_images=1,
-    )
-    values.update(overrides)
-    return Generation(**values)
-
-
-def auth(plan: str = "enterprise") -> dict[str, str]:
-    return {"Authorization": f"Bearer {KEY_FOR_PLAN[plan]}"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(
-    url: str,
-    process: subprocess.Popen,
-    timeout: float = 30.0,
-    output: Callable[[], str] | None = None,
-) -> None:
-    """Wait until the server *process* answers at *url*; *output*: what it printed so far,
-    when something else reads its output."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            printed = output() if output else process.stdout.read()
-            raise RuntimeError(f"server exited: {printed}")
-        try:
-            requests.get(url + "/", timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError(f"server at {url} did not start in {timeout} s")
-
-
-class RunningServer:
-    """``python -m mockserver`` in a subprocess, as ``make run`` starts it. What it prints (its
-    access log among it) is read as it comes, so that a busy server never blocks on a full pipe;
-    ``output()`` is what it printed so far."""
-
-    def __init__(self, *args: str, env: dict | None = None, ready_within: float = 30.0):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "mockserver", "--port", str(self.port), *args]
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # its own process group, so that stop() reaches the workers
-        )
-        self._lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self._wait_until_ready(ready_within)
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self._lines.append(line)
-
-    def output(self) -> str:
-        return "".join(self._lines)
-
-    def _wait_until_ready(self, timeout: float) -> None:
-        try:
-            wait_for(self.url, self.process, timeout, self.output)
-        except RuntimeError:
-            self.stop()
-            raise
-
-    def alive(self) -> bool:
-        response = requests.get(self.url + "/api/v1/models", headers=auth(), timeout=10)
-        return response.status_code == 200
-
-    def stop(self) -> str:
-        """Stop the server and its workers; return all it printed."""
-        self.process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=10)
-        self._reader.join(timeout=5)
-        if self._reader.is_alive() or self.process.poll() is None:
-            # Workers left behind would hold stdout open, and the reader would wait forever.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-            self._reader.join()
-        return self.output()
-
-
 @pytest.fixture(scope="session")
 def server():
     # Many tests share its keys for many requests; the limits have their own (test_state.py).
     running = RunningServer("--workers", "2", "--no-rate-limits")
     yield running
     running.stop()
-
-
-def assert_contract_suite_passes(base_url: str) -> None:
-    """The whole contract suite, with the same examples as against the in-process mock, run
-    against the server at *base_url*: every test runs and passes."""
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "pytest", "contract_tests", "-q", "-p", "no:cacheprovider",
-            "--base-url", base_url, "--dev-keys", "--request-timeout", "300",
-            # The opt-in test of the limit itself: these servers run without limits.
-            "--ignore", "contract_tests/test_rate_limits.py",
-        ],
-        cwd=ROOT, capture_output=True, text=True, timeout=1800,  # 5 min here when quiet
-        env={**os.environ, "CI": "true"},
-    )  # fmt: skip
-    summary = result.stdout.strip().splitlines()[-1]
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert "passed" in summary and "failed" not in summary and "skipped" not in summary, summary
-    assert "billable requests made: " in result.stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KEY_FOR_PLAN, ROOT, RunningServer, free_port
+from tests.support import KEY_FOR_PLAN, ROOT, RunningServer, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

@@ -8,7 +8,7 @@ from jsonschema import Draft202012Validator
 from mockserver.app import create_app
 from mockserver.config import Config
 from mockserver.scenarios import parse_prefer
-from tests.conftest import auth
+from tests.support import auth
 
 URL_FOR = {"/api/v1/models/{model_id}": "/api/v1/models/sdxl-lightning"}
 REQUIRED_HEADERS = {401: "WWW-Authenticate", 405: "Allow", 429: "Retry-After", 503: "Retry-After"}

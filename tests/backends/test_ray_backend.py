@@ -25,7 +25,7 @@ from mockserver.backends.ray_backend import (  # noqa: E402
     connect,
     server_scope,
 )
-from tests.conftest import (  # noqa: E402
+from tests.support import (  # noqa: E402
     ROOT,
     RunningServer,
     assert_contract_suite_passes,

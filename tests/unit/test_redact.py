@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from mockserver.redact import mask, redact_headers, redact_query, redact_text, text_redactor
-from tests.conftest import KEY_FOR_PLAN, auth
+from tests.support import KEY_FOR_PLAN, auth
 
 KEYS = [
     "sk_test_pro_0123456789abcdef",

@@ -18,7 +18,7 @@ import torch  # noqa: E402
 
 from mockserver.backends import BackendUnavailable  # noqa: E402
 from mockserver.backends.diffusers_backend import DiffusersBackend  # noqa: E402
-from tests.conftest import RunningServer, assert_contract_suite_passes, make_generation  # noqa: E402
+from tests.support import RunningServer, assert_contract_suite_passes, make_generation  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -445,7 +445,7 @@ def test_the_real_server_refuses_at_once_when_the_queue_is_full(models_dir):
 
     import requests
 
-    from tests.conftest import auth
+    from tests.support import auth
 
     # Loading torch and diffusers in the server takes more than 30 s on a busy machine.
     server = RunningServer(

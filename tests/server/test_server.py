@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, RunningServer, auth
+from tests.support import ROOT, RunningServer, auth
 
 GENERATE = "/api/v1/generate"
 

@@ -11,7 +11,7 @@ from PIL import Image
 from mockserver.app import create_app
 from mockserver.backends import BackendUnavailable
 from mockserver.config import Config
-from tests.conftest import auth
+from tests.support import auth
 
 GENERATE = "/api/v1/generate"
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from mockserver.backends.placeholder import PlaceholderBackend, render
-from tests.conftest import make_generation
+from tests.support import make_generation
 
 sizes = st.integers(16, 128).map(lambda n: n * 16)
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from scripts.contract_prism import start_prism
-from tests.conftest import KEY_FOR_PLAN, ROOT, free_port, wait_for
+from tests.support import KEY_FOR_PLAN, ROOT, free_port, wait_for
 
 DISTS = {  # distribution -> the folder whose pyproject.toml builds it
     "imageapi-mock": ROOT,

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from tests.conftest import KEY_FOR_PLAN
+from tests.support import KEY_FOR_PLAN
 
 KEY = KEY_FOR_PLAN["enterprise"]
 GENERATE = "/api/v1/generate"

@@ -19,7 +19,7 @@ from mockserver.auth import mask
 from mockserver.config import Config
 from mockserver.journal import MAX_BODY_CHARS, MAX_HEADER_CHARS, Journal
 from mockserver.store import EmbeddedStore
-from tests.conftest import KEY_FOR_PLAN, RunningServer, auth
+from tests.support import KEY_FOR_PLAN, RunningServer, auth
 
 # Keys of several shapes, as a --keys file may hold them.
 KEYS = {

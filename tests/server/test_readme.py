@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 README = ROOT / "README.md"
 MOCK_URL = "http://127.0.0.1:8000"

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("diffusers", reason="the benchmark needs pip install '.[gpu]'")
 
-from tests.conftest import ROOT  # noqa: E402
+from tests.support import ROOT  # noqa: E402
 
 
 def figure_ok(figure: dict) -> bool:

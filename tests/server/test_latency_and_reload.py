@@ -9,7 +9,7 @@ import requests
 
 from mockserver.app import create_app
 from mockserver.config import Config, parse_latency
-from tests.conftest import ROOT, RunningServer, auth
+from tests.support import ROOT, RunningServer, auth
 
 
 def test_parse_latency():

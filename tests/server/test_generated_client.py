@@ -28,7 +28,7 @@ from generated_client.models import (
     UnauthorizedProblem,
     UnauthorizedProblemCode,
 )
-from tests.conftest import KEY_FOR_PLAN, ROOT
+from tests.support import KEY_FOR_PLAN, ROOT
 
 TOOLS = ROOT / ".tools" / "node_modules"
 

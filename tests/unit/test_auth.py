@@ -6,7 +6,7 @@ import pytest
 
 from mockserver.auth import KeyStore, mask
 from mockserver.problems import Problem
-from tests.conftest import KEY_FOR_PLAN, auth
+from tests.support import KEY_FOR_PLAN, auth
 
 VALID = KEY_FOR_PLAN["pro"]
 

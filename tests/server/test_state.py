@@ -20,7 +20,7 @@ from mockserver.app import create_app
 from mockserver.backends.placeholder import PlaceholderBackend
 from mockserver.config import DEV_KEYS, Config
 from mockserver.snapshot import Snapshot
-from tests.conftest import ROOT, RunningServer, auth, free_port
+from tests.support import ROOT, RunningServer, auth, free_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 MODELS = "/api/v1/models"

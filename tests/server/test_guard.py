@@ -16,7 +16,7 @@ from werkzeug.test import EnvironBuilder
 from mockserver.app import create_app
 from mockserver.config import Config
 from mockserver.guard import REFUSAL, Guard
-from tests.conftest import KEY_FOR_PLAN, RunningServer, auth
+from tests.support import KEY_FOR_PLAN, RunningServer, auth
 
 
 def echo(environ, start_response):

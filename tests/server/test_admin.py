@@ -9,8 +9,7 @@ import requests
 from mockserver.admin import is_loopback
 from mockserver.app import create_app
 from mockserver.config import Config
-from tests.conftest import RunningServer, auth
-from tests.test_cli import run_cli
+from tests.support import RunningServer, auth, run_cli
 
 TOKEN = "admin-9f8e7d6c5b4a3210"
 ADMIN_ROUTES = [("GET", "/__admin/requests"), ("DELETE", "/__admin/requests"),

@@ -21,7 +21,7 @@ from contract_tests.spec import MODELS, load_contract
 from contract_tests.target import Billing, BudgetExhausted, Reply, Target, WsgiTarget
 from mockserver import config as server_config
 from mockserver.app import create_app
-from tests.conftest import ROOT, RunningServer
+from tests.support import ROOT, RunningServer
 
 CONTRACT = load_contract()
 

@@ -1,0 +1,227 @@
+"""The default store: one SQLite file shared by the workers of one host (or memory)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from mockserver.store.base import StateStore, StoreUnavailable
+from mockserver.store.sqlite_limits import SQLiteLimitsStorage
+
+log = logging.getLogger("mockserver")
+
+
+class EmbeddedStore(StateStore):
+    """One SQLite file shared by the workers of one host, or ``:memory:`` for one process.
+
+    Journal entries are the hot path, since every request writes one: they are queued in memory
+    and a thread writes the queue every FLUSH_S seconds in one transaction. Reading first waits
+    for every live worker's writer to have run once more, so that it shows every request that
+    finished before the read; a worker's writer starts with its first journal entry and stamps
+    itself at once, a worker that only reads stamps nothing, and the stamp of a worker that is
+    gone (killed, respawned) is dropped rather than waited for. Rate-limit hits are written at
+    once, in their own transaction, since they decide the answer.
+    """
+
+    FLUSH_S = 0.02
+
+    def __init__(self, path: str = ":memory:"):
+        self.path = path
+        self.url = "memory" if path == ":memory:" else f"sqlite://{path}"
+        self.shared = path != ":memory:"
+        self._lock = threading.Lock()
+        # (at, entry, keep, max_bytes); append and popleft are thread-safe
+        self._pending: deque[tuple[float, str, int, int]] = deque()
+        self._writer: threading.Thread | None = None  # started by the first journal entry
+        self._starting = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=OFF")
+        for table in (
+            # Each entry is the JSON text that GET /__admin/requests serves; size is its length.
+            "journal (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, size INTEGER, entry TEXT)",
+            # Rows that a worker flushes after a clear, for requests made before it, stay hidden.
+            "cleared (at REAL)",
+            # Each worker's writer stamps its last run here, so that a reader can wait for them.
+            "writers (pid INTEGER PRIMARY KEY, ran REAL)",
+            "tally (name TEXT PRIMARY KEY, value INTEGER)",
+            "hits (key TEXT, at REAL)",
+            "counters (key TEXT PRIMARY KEY, value INTEGER, expires REAL)",
+        ):
+            self._db.execute(f"CREATE TABLE IF NOT EXISTS {table}")
+        self._db.execute("CREATE INDEX IF NOT EXISTS hits_by_key ON hits (key, at)")
+        self.limits_storage = SQLiteLimitsStorage(self)
+
+    class _Transaction:
+        def __init__(self, store: EmbeddedStore, begin: str | None):
+            self.store, self.begin = store, begin
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.store._lock.acquire()
+            if self.begin:
+                self.store._db.execute(self.begin)
+            return self.store._db
+
+        def __exit__(self, kind, error, trace) -> None:
+            try:
+                if self.begin:
+                    self.store._db.execute("COMMIT" if kind is None else "ROLLBACK")
+            finally:
+                self.store._lock.release()
+
+    def call(self, operation):
+        try:
+            return operation()
+        except sqlite3.Error as exc:  # a locked or full file: the callers degrade, not fail
+            raise StoreUnavailable(f"{self.path}: {exc}") from exc
+
+    def transaction(self) -> _Transaction:
+        """A write transaction that holds the file's write lock from its start, so that two
+        workers' read-then-write of one window cannot interleave."""
+        return self._Transaction(self, "BEGIN IMMEDIATE")
+
+    def reading(self) -> _Transaction:
+        return self._Transaction(self, None)
+
+    def journal_add(self, entry: str, at: float, *, keep: int, max_bytes: int) -> None:
+        self.call(self._start_writer)
+        self._pending.append((at, entry, keep, max_bytes))
+
+    def _start_writer(self) -> None:
+        """Start this process's writer, stamped at once: from now on a reader waits for it."""
+        if self._writer is not None:
+            return
+        with self._starting:
+            if self._writer is None:
+                with self.transaction() as db:
+                    db.execute(
+                        "INSERT OR REPLACE INTO writers (pid, ran) VALUES (?, 0)", (os.getpid(),)
+                    )
+                writer = threading.Thread(target=self._write_forever, daemon=True)
+                writer.start()
+                self._writer = writer
+
+    def _write_forever(self) -> None:
+        while True:
+            time.sleep(self.FLUSH_S)
+            try:
+                self._flush()
+            except sqlite3.Error as exc:  # a full disk: count the rows, keep serving
+                log.warning("journal: could not write to %s: %s", self.path, exc)
+
+    def _flush(self) -> None:
+        batch = [self._pending.popleft() for _ in range(len(self._pending))]
+        try:
+            with self.transaction() as db:
+                db.execute(
+                    "INSERT OR REPLACE INTO writers (pid, ran) VALUES (?, ?)",
+                    (os.getpid(), time.time()),
+                )
+                db.executemany(
+                    "INSERT INTO journal (time, size, entry) VALUES (?, ?, ?)",
+                    [(at, len(entry), entry) for at, entry, _, _ in batch],
+                )
+                if batch:
+                    _, _, keep, max_bytes = batch[-1]
+                    # The newest rows that fit both bounds stay.
+                    db.execute(
+                        "DELETE FROM journal WHERE id IN (SELECT id FROM (SELECT id, "
+                        "ROW_NUMBER() OVER newest AS n, SUM(size) OVER newest AS total "
+                        "FROM journal WINDOW newest AS (ORDER BY id DESC)) "
+                        "WHERE n > ? OR total > ?)",
+                        (keep, max_bytes),
+                    )
+        except sqlite3.Error:
+            self.count_unsaved(len(batch))
+            raise
+
+    def _settle(self, patience_s: float = 2.0) -> None:
+        """Write what this worker holds, and wait (at most *patience_s*) until every live
+        worker's writer has run since: then every request that finished before is written."""
+        asked = time.time()
+        if self._writer is not None:  # a worker that never journaled holds nothing, stamps nothing
+            self._flush()
+        if not self.shared:
+            return
+        deadline = time.monotonic() + patience_s
+        while True:
+            with self.reading() as db:
+                behind = [
+                    pid for (pid,) in db.execute("SELECT pid FROM writers WHERE ran < ?", (asked,))
+                ]
+            gone = [pid for pid in behind if not _alive(pid)]
+            if gone:
+                with self.transaction() as db:
+                    db.executemany("DELETE FROM writers WHERE pid = ?", [(pid,) for pid in gone])
+            if len(gone) == len(behind) or time.monotonic() >= deadline:
+                return
+            time.sleep(self.FLUSH_S / 2)
+
+    def journal_rows(self, limit: int) -> list[str]:
+        def read():
+            self._settle()
+            with self.reading() as db:
+                return db.execute(
+                    "SELECT entry FROM journal "
+                    "WHERE time > (SELECT COALESCE(MAX(at), 0) FROM cleared) "
+                    "ORDER BY time DESC, id DESC LIMIT ?",
+                    (limit,),
+                ).fetchall()
+
+        return [entry for (entry,) in self.call(read)]
+
+    def journal_clear(self) -> None:
+        def clear():
+            self._settle()
+            with self.transaction() as db:
+                db.execute("DELETE FROM journal")
+                db.execute("DELETE FROM cleared")
+                db.execute("INSERT INTO cleared (at) VALUES (?)", (time.time(),))
+
+        self.call(clear)
+
+    def count_unsaved(self, count: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO tally (name, value) VALUES ('unsaved', ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                (count,),
+            )
+
+    def unsaved(self) -> int:
+        with self.reading() as db:
+            row = db.execute("SELECT value FROM tally WHERE name = 'unsaved'").fetchone()
+        return row[0] if row else 0
+
+    def check(self) -> None:
+        with self.reading() as db:
+            self.call(lambda: db.execute("SELECT 1").fetchone())
+
+    def close(self) -> None:
+        try:
+            if self._writer is not None:  # a process that never journaled left no stamp
+                self._flush()
+                with self.transaction() as db:  # and readers need not wait for it any more
+                    db.execute("DELETE FROM writers WHERE pid = ?", (os.getpid(),))
+        finally:
+            self._db.close()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process *pid* (of this host) still runs; a zombie, killed and not yet reaped by
+    the server that will respawn it, does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    try:  # Linux: the state follows the command name in parentheses
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

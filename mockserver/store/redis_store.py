@@ -1,0 +1,123 @@
+"""State in Redis, for several hosts behind one load balancer."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from mockserver.redact import redacted_url as redacted
+from mockserver.store.base import StateStore, StoreUnavailable
+
+log = logging.getLogger("mockserver")
+
+
+class RedisStore(StateStore):
+    """State in Redis, shared by every mock process given the same URL, on any host.
+
+    Journal entries are written as they come (one round trip, a script that also drops the
+    oldest entries past either bound, keeping a running total of their bytes), so that any
+    process reads what any other has answered. When Redis stops answering, calls fail fast for
+    RETRY_S seconds instead of each waiting for a timeout; one warning is logged per outage,
+    and one line when it is reachable again.
+    """
+
+    PREFIX = "mockserver:"
+    TIMEOUT_S = 0.5
+    RETRY_S = 0.5
+
+    def __init__(self, url: str):
+        import redis
+        from limits.storage import RedisStorage
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        self.url = url
+        self._errors = redis.RedisError
+        self.limits_storage = RedisStorage(
+            url,
+            key_prefix=self.PREFIX + "limits",
+            socket_connect_timeout=self.TIMEOUT_S,
+            socket_timeout=self.TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),  # the breaker below decides when to try again
+        )
+        self._redis = self.limits_storage.get_connection()
+        self._journal = self.PREFIX + "requests"
+        self._journal_bytes = self.PREFIX + "requests:bytes"
+        self._journal_add = self._redis.register_script(_JOURNAL_ADD)
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+        self._retry_at = 0.0
+
+    def call(self, operation):
+        """Run ``operation()`` against Redis, or raise :class:`StoreUnavailable` (at once
+        while an outage is known, so that requests do not queue behind timeouts)."""
+        if self._down_since is not None and time.monotonic() < self._retry_at:
+            raise StoreUnavailable(f"{self.url} is unreachable")
+        try:
+            result = operation()
+        except self._errors as exc:
+            with self._lock:
+                if self._down_since is None:
+                    self._down_since = time.monotonic()
+                    log.warning(
+                        "state store %s unreachable (%s): rate limits are not enforced and "
+                        "journal entries are counted, not kept, until it answers again",
+                        redacted(self.url),
+                        exc,
+                    )
+                self._retry_at = time.monotonic() + self.RETRY_S
+            raise StoreUnavailable(f"{redacted(self.url)}: {exc}") from exc
+        if self._down_since is not None:
+            with self._lock:
+                if self._down_since is not None:
+                    log.warning(
+                        "state store %s reachable again after %.1f s",
+                        redacted(self.url),
+                        time.monotonic() - self._down_since,
+                    )
+                    self._down_since = None
+        return result
+
+    def check(self) -> None:
+        try:
+            self._redis.ping()
+        except self._errors as exc:
+            raise StoreUnavailable(f"{redacted(self.url)}: {exc}") from exc
+
+    def journal_add(self, entry: str, at: float, *, keep: int, max_bytes: int) -> None:
+        self.call(
+            lambda: self._journal_add(
+                keys=[self._journal, self._journal_bytes], args=[entry, keep, max_bytes]
+            )
+        )
+
+    def journal_rows(self, limit: int) -> list[str]:
+        rows = self.call(lambda: self._redis.lrange(self._journal, 0, limit - 1))
+        return [row if isinstance(row, str) else row.decode() for row in rows]
+
+    def journal_clear(self) -> None:
+        self.call(lambda: self._redis.delete(self._journal, self._journal_bytes))
+
+    def count_unsaved(self, count: int) -> None:
+        self.call(lambda: self._redis.incrby(self.PREFIX + "unsaved", count))
+
+    def unsaved(self) -> int:
+        return int(self.call(lambda: self._redis.get(self.PREFIX + "unsaved")) or 0)
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+# Push an entry (ASCII JSON, so that its length in Lua is its length in characters) and drop the
+# oldest until at most ARGV[2] entries of at most ARGV[3] bytes in all are left.
+_JOURNAL_ADD = """
+local count = redis.call('LPUSH', KEYS[1], ARGV[1])
+local total = redis.call('INCRBY', KEYS[2], string.len(ARGV[1]))
+local keep, max_bytes = tonumber(ARGV[2]), tonumber(ARGV[3])
+while count > 0 and (count > keep or total > max_bytes) do
+    total = redis.call('DECRBY', KEYS[2], string.len(redis.call('RPOP', KEYS[1])))
+    count = count - 1
+end
+if count == 0 then redis.call('DEL', KEYS[2]) end
+"""
