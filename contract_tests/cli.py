@@ -6,10 +6,14 @@
 Every option is pytest's or the suite's own (``--base-url``, ``--max-billable``, ``--spec``,
 ``--request-timeout``, ``--dev-keys``, ...); the tests are the ones installed with this package,
 whatever directory it runs from, and no configuration file of the current directory applies.
+
+Other jobs are subcommands, each a module with its own ``main(argv) -> int`` (see
+``SUBCOMMANDS``): ``imageapi-contract diff OLD NEW``, ``imageapi-contract proxy --upstream URL``.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -17,6 +21,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+
+# name -> the module whose main(argv) runs it; anything else runs the suite.
+SUBCOMMANDS: dict[str, str] = {}
 
 
 def pytest_args(argv: list[str]) -> list[str]:
@@ -36,6 +43,8 @@ def pytest_args(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        return int(importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:]))
     if "--base-url" not in " ".join(argv) and not {"-h", "--help"} & set(argv):
         print("imageapi-contract: --base-url URL is required", file=sys.stderr)
         return 2
