@@ -126,5 +126,5 @@ def _scenario(scenarios: Scenarios | None) -> Response | None:
     response = Response(Scenarios.encode(documented), status=documented.status)
     response.mimetype = documented.media_type
     response.headers.update(documented.headers)
-    response.headers["Preference-Applied"] = prefer
+    response.headers["Preference-Applied"] = documented.applied
     return response

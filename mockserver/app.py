@@ -44,7 +44,7 @@ def create_app(
     config = config or Config.from_env()
     follow = Path(config.spec_path) if config.reload and spec is None else None
     stamp = modified(follow)  # before reading: an edit made meanwhile is then seen as one
-    loaded = spec or load_spec(config.spec_path)
+    loaded = spec or load_spec(config.spec_path, config.spec_root)
     backend = backend or load_backend(config.backend, spec=loaded, **config.backend_options)
     runtime = Runtime(config, loaded, backend, store, spec_path=follow, spec_stamp=stamp)
 

@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keys", type=Path, help="JSON or YAML file mapping API key to plan id")
     parser.add_argument("--spec", type=Path, help="the OpenAPI document (default: openapi.yaml)")
     parser.add_argument(
+        "--spec-root", type=Path, metavar="DIR", help="let the spec's $refs name files under DIR"
+    )
+    parser.add_argument(
         "--workers", type=int, help="worker processes (default: CPUs; 1 for a real backend)"
     )
     parser.add_argument(
@@ -109,6 +112,8 @@ def environment_from_args(args: argparse.Namespace) -> dict[str, str]:
     env = {}
     if args.spec:
         env["MOCKSERVER_SPEC"] = str(args.spec.resolve())
+    if args.spec_root:
+        env["MOCKSERVER_SPEC_ROOT"] = str(args.spec_root.resolve())
     if args.keys:
         env["MOCKSERVER_KEYS"] = str(args.keys.resolve())
     if args.backend:
@@ -226,7 +231,10 @@ def _check_and_serve(args: argparse.Namespace) -> int:
         stand_in = None if config.backend == "placeholder" else _NotLoaded()
         # Nothing shared here: no store connection or journal thread may be open when granian
         # starts the workers, which open their own.
-        app = create_app(dataclasses.replace(config, journal_size=0, state=None), backend=stand_in)
+        app = create_app(
+            dataclasses.replace(config, journal_size=0, state=None, reload=False),
+            backend=stand_in,
+        )
         spec = app.extensions["imageapi"].current().spec
         del app  # the workers build their own
         store = open_store(config.state)

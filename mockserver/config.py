@@ -25,6 +25,7 @@ JOURNAL_BYTES = 4 * 1024 * 1024
 @dataclass
 class Config:
     spec_path: Path = DEFAULT_SPEC_PATH
+    spec_root: Path | None = None  # a folder whose files the spec's $refs may name (else none)
     keys: dict[str, str] = field(default_factory=lambda: dict(DEV_KEYS))
     backend: str = "placeholder"
     backend_options: dict = field(default_factory=dict)
@@ -56,6 +57,7 @@ class Config:
         config = cls()
         readers = {
             "MOCKSERVER_SPEC": ("spec_path", Path),
+            "MOCKSERVER_SPEC_ROOT": ("spec_root", Path),
             "MOCKSERVER_KEYS": ("keys", load_keys),
             "MOCKSERVER_BACKEND": ("backend", str),
             "MOCKSERVER_BACKEND_OPTIONS": ("backend_options", json.loads),

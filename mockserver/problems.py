@@ -53,3 +53,14 @@ _ACRONYMS = {"api": "API", "json": "JSON"}
 def _title(code: str) -> str:
     words = [_ACRONYMS.get(word, word) for word in code.split("_")]
     return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
+
+
+MAX_SHOWN_CHARS = 40  # of a client's value quoted in a detail
+
+
+def shown(value: str) -> str:
+    """A client's *value* quoted for a detail, shortened so that what follows it still shows."""
+    text = repr(value)
+    if len(text) <= MAX_SHOWN_CHARS:
+        return text
+    return f"{text[: MAX_SHOWN_CHARS - 1]}…' ({len(value)} characters)"

@@ -10,7 +10,7 @@ from mockserver.config import Config
 from mockserver.journal import Journal
 from mockserver.ratelimit import RateLimiter
 from mockserver.snapshot import LiveSpec, Snapshot
-from mockserver.spec import ApiSpec
+from mockserver.spec import ApiSpec, load_spec
 from mockserver.store import StateStore, open_store
 
 
@@ -41,10 +41,13 @@ class Runtime:
             if config.journal_size
             else None
         )
-        self.live = LiveSpec(self.snapshot_of(spec), spec_path, spec_stamp, self.snapshot_of)
+        self.live = LiveSpec(self.snapshot_of(spec), spec_path, spec_stamp, self._reread)
 
     def snapshot_of(self, spec: ApiSpec) -> Snapshot:
         return Snapshot(spec, self.config.keys, self.config.scenarios)
+
+    def _reread(self) -> Snapshot:
+        return self.snapshot_of(load_spec(self.live.spec_path, self.config.spec_root))
 
     def current(self) -> Snapshot:
         return self.live.current()

@@ -15,23 +15,32 @@ import json
 import re
 from dataclasses import dataclass
 
-from mockserver.problems import Problem
+from mockserver.problems import Problem, shown
 
+# RFC 7240: a token, then optionally "=" and a token or a quoted string.
 _PREFERENCE = re.compile(
     r'\s*([A-Za-z0-9_.!#$%&\'*+^`|~-]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^,;\s]*))?'
 )
+# Only what this mock acts on is parsed, and only so far: everything else in a Prefer header is
+# another server's business (RFC 7240 says to ignore it), and a long header costs no more than
+# MAX_PREFER_CHARS of regex work.
+MAX_PREFER_CHARS = 1024
+_STATUS = re.compile(r"[1-5][0-9][0-9]")
+_TOKEN = re.compile(r"[A-Za-z0-9_.!#$%&'*+^`|~-]+")
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
 
 def parse_prefer(header: str) -> dict[str, str]:
     """RFC 7240 preferences as a dict: ``'code=429, example="a b"'`` -> ``{code: 429, ...}``.
-    Parameters after ``;`` are ignored."""
+    Parameters after ``;`` are ignored, and so is all past the first MAX_PREFER_CHARS."""
     preferences = {}
-    for part in header.split(","):
+    for part in header[:MAX_PREFER_CHARS].split(","):
         match = _PREFERENCE.match(part.split(";")[0])
         if match and match.group(1):
             value = match.group(2) or ""
-            if value.startswith('"'):
-                value = value[1:-1].replace('\\"', '"')
+            quoted = _QUOTED.fullmatch(value)
+            if quoted:
+                value = re.sub(r"\\(.)", r"\1", quoted.group(1))
             preferences[match.group(1).lower()] = value
     return preferences
 
@@ -42,6 +51,7 @@ class Documented:
     media_type: str
     body: object
     headers: dict[str, str]
+    applied: str  # the preferences it follows, for Preference-Applied
 
 
 class Scenarios:
@@ -52,7 +62,11 @@ class Scenarios:
         for path, item in document["paths"].items():
             for method, operation in item.items():
                 if isinstance(operation, dict) and "responses" in operation:
-                    responses = {int(code): r for code, r in operation["responses"].items()}
+                    responses = {
+                        int(code): response
+                        for code, response in operation["responses"].items()
+                        if _STATUS.fullmatch(str(code))  # not "default" or "4XX": no code to send
+                    }
                     self._operations[(path, method.upper())] = responses
 
     def respond(self, path: str, method: str, prefer: str, allow: str) -> Documented | None:
@@ -67,12 +81,12 @@ class Scenarios:
         if responses is None:
             return None
         if code is not None:
-            if not code.isdigit() or int(code) not in responses:
+            if not _STATUS.fullmatch(code) or int(code) not in responses:
                 documented = ", ".join(str(c) for c in sorted(responses))
                 raise Problem(
                     400,
                     "invalid_request",
-                    f"Prefer: code={code[:10]} is not documented for {method} {path}; "
+                    f"Prefer: code={shown(code)} is not documented for {method} {path}; "
                     f"it documents {documented}.",
                     field="Prefer",
                 )
@@ -87,11 +101,14 @@ class Scenarios:
                         name: allow if name == "Allow" else str(header.get("example", ""))
                         for name, header in response.get("headers", {}).items()
                     }
-                    return Documented(status, media_type, body, headers)
+                    applied = [f"code={code}"] if code is not None else []
+                    if example is not None:
+                        applied.append(_applied_example(example))
+                    return Documented(status, media_type, body, headers, ", ".join(applied))
         raise Problem(
             400,
             "invalid_request",
-            f"Prefer: no documented response of {method} {path} has the example {example!r}.",
+            f"Prefer: no documented response of {method} {path} has the example {shown(example)}.",
             field="Prefer",
         )
 
@@ -101,6 +118,15 @@ class Scenarios:
 
 
 _MISSING = object()
+
+
+def _applied_example(name: str) -> str:
+    """``example=NAME`` for Preference-Applied: *name* is one the spec documents, written as a
+    token or a quoted string (printable ASCII, as a header value must be)."""
+    if _TOKEN.fullmatch(name):
+        return f"example={name}"
+    escaped = "".join(c if c.isascii() and c.isprintable() else "?" for c in name)
+    return 'example="' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _example(content: dict, name: str | None):

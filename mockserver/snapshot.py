@@ -13,13 +13,14 @@ import logging
 import os
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import yaml
 
 from mockserver.auth import KeyStore
 from mockserver.scenarios import Scenarios
-from mockserver.spec import ApiSpec, load_spec
+from mockserver.spec import ApiSpec
 from mockserver.validation import RequestValidator
 
 log = logging.getLogger("mockserver")
@@ -47,57 +48,97 @@ class Snapshot:
 
 
 class LiveSpec:
-    """The current :class:`Snapshot`, rebuilt when the spec file changes on disk.
+    """The current :class:`Snapshot`, replaced when the spec file changes on disk.
 
-    Each worker looks at the file's modification time at most once a second. A spec that fails
-    to load or to agree with itself is logged and ignored: the last good one keeps serving.
+    Requests never read the file: :meth:`current` returns the snapshot as it is. A watcher
+    thread (one per worker, started by the first :meth:`current`) looks at the file's stamp
+    every CHECK_EVERY_S, and on a change loads, checks and builds the new snapshot in the
+    background, then swaps it in whole. Each outcome is logged once, with the spec's
+    ``info.version``: a reload, or a refusal with its reason, after which the last good
+    snapshot serves on and the same file is not read again until it changes.
     """
 
     CHECK_EVERY_S = 1.0
 
-    def __init__(self, snapshot: Snapshot, spec_path: Path | None, stamp: int | None, build):
+    def __init__(self, snapshot: Snapshot, spec_path: Path | None, stamp, load):
         """*stamp* is :func:`modified` of *spec_path* taken before *snapshot*'s spec was read,
-        so that an edit made while it was being read is seen as one."""
+        so that an edit made while it was being read is seen as one; *load* builds a
+        :class:`Snapshot` from the file (it raises to refuse it)."""
         self.snapshot = snapshot
         self.spec_path = spec_path
-        self._build = build  # ApiSpec -> Snapshot
+        self._load = load  # () -> Snapshot
         self.reload_error: str | None = None
-        self._failed_stamp: int | None = None
         self._stamp = stamp
-        self._checked = time.monotonic()
-        self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+        self._starting = threading.Lock()
 
     def current(self) -> Snapshot:
-        if self.spec_path is None or time.monotonic() - self._checked < self.CHECK_EVERY_S:
-            return self.snapshot
-        with self._lock:
-            self._checked = time.monotonic()
-            stamp = modified(self.spec_path)
-            # A failed load leaves the stamp alone, so it is tried again: the file may have been
-            # read half-written, and the rest can land within the same timestamp tick.
-            if stamp is not None and stamp != self._stamp and self._reload(stamp):
-                self._stamp = stamp
+        if self._watcher is None and self.spec_path is not None:
+            self._start_watching()
         return self.snapshot
 
-    def _reload(self, stamp: int) -> bool:
-        try:
-            self.snapshot = self._build(load_spec(self.spec_path))
-        except Exception as exc:
-            if self.reload_error is None or stamp != self._failed_stamp:
-                log.error("kept the previous spec: %s does not load: %s", self.spec_path, exc)
-            self.reload_error, self._failed_stamp = str(exc), stamp
+    def _start_watching(self) -> None:
+        with self._starting:
+            if self._watcher is None:
+                # The thread holds the LiveSpec weakly: an app that is dropped stops its watcher.
+                self._watcher = threading.Thread(
+                    target=_watch, args=(weakref.ref(self),), name="spec-watcher", daemon=True
+                )
+                self._watcher.start()
+
+    def check(self) -> bool:
+        """Reload if the file changed since it was last read; whether it did change."""
+        stamp = modified(self.spec_path)
+        if stamp is None or stamp == self._stamp:
             return False
-        self.reload_error = None
-        log.info("reloaded %s", self.spec_path)
+        # A refused file is not read again until it changes: a stamp includes its size and
+        # inode, so a file read half-written is seen again once the rest has landed.
+        self._stamp = stamp
+        old = _version(self.snapshot)
+        try:
+            snapshot = self._load()
+        except Exception as exc:
+            self.reload_error = " ".join(str(exc).split())
+            log.error(
+                "spec %s changed; kept the previous spec (version %s): %s",
+                self.spec_path, old, self.reload_error,
+            )  # fmt: skip
+            return True
+        self.snapshot, self.reload_error = snapshot, None
+        log.warning(
+            "spec %s changed; reloaded it: version %s (was %s)",
+            self.spec_path, _version(snapshot), old,
+        )  # fmt: skip
         return True
 
 
-def modified(path: Path | None) -> int | None:
-    """The file's modification time in ns, or None."""
+def _watch(live_ref: weakref.ref) -> None:
+    while True:
+        live = live_ref()
+        if live is None:
+            return
+        every = live.CHECK_EVERY_S
+        try:
+            live.check()
+        except Exception:  # a watcher that dies would leave the server deaf to edits
+            log.exception("spec watcher: checking %s failed", live.spec_path)
+        del live
+        time.sleep(every)
+
+
+def _version(snapshot: Snapshot) -> str:
+    info = snapshot.spec.document.get("info")
+    version = info.get("version") if isinstance(info, dict) else None
+    return repr(str(version)[:40]) if version is not None else "(none)"
+
+
+def modified(path: Path | None) -> tuple[int, int, int] | None:
+    """The file's stamp (modification time in ns, size, inode), or None."""
     try:
-        return os.stat(path).st_mtime_ns if path else None
+        stat = os.stat(path) if path else None
     except OSError:
         return None
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino) if stat else None
 
 
 def to_json(value) -> bytes:

@@ -11,7 +11,9 @@ import dataclasses
 from pathlib import Path
 
 from jsonschema import Draft202012Validator
-from prance import ResolvingParser
+from openapi_spec_validator import validate as validate_openapi
+
+from mockserver.spec_document import DocumentError, read_document
 
 # A link to the top-level openapi.yaml in the repository; the spec itself in an installed wheel.
 DEFAULT_SPEC_PATH = Path(__file__).resolve().parent / "openapi.yaml"
@@ -54,17 +56,19 @@ class ApiSpec:
     source: str | None = None  # the YAML text it was read from, served as /openapi.yaml
 
 
-def load_spec(path: str | Path = DEFAULT_SPEC_PATH) -> ApiSpec:
-    """Parse, resolve and check the spec at *path*."""
+def load_spec(path: str | Path = DEFAULT_SPEC_PATH, root: str | Path | None = None) -> ApiSpec:
+    """Read, resolve and check the spec at *path*: one closed document (see
+    :mod:`mockserver.spec_document`), whose ``$ref``s may name files under *root* if given."""
     try:
-        # The text is read here because prance caches what it fetches by URL for the life of
-        # the process, and a spec edited while the server runs must be read anew. (So the spec
-        # is one file: its $refs point inside it.)
-        text = Path(path).read_text(encoding="utf-8")
-        parser = ResolvingParser(spec_string=text, backend="openapi-spec-validator", strict=False)
-    except Exception as exc:  # prance raises several unrelated types for a bad file
-        raise SpecError(f"{path}: {exc}") from exc
-    return dataclasses.replace(build_spec(parser.specification), source=text)
+        document, text = read_document(path, root)
+    except DocumentError as exc:
+        raise SpecError(str(exc)) from None
+    try:
+        validate_openapi(document)
+    except Exception as exc:  # the validator raises its own types, and jsonschema's
+        reason = " ".join(str(exc).split())
+        raise SpecError(f"{path}: not a valid OpenAPI document: {reason[:300]}") from None
+    return dataclasses.replace(build_spec(document), source=text)
 
 
 def build_spec(document: dict) -> ApiSpec:
