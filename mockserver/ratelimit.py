@@ -14,13 +14,9 @@ import math
 import time
 from dataclasses import dataclass
 
-from limits import RateLimitItemPerMinute
-from limits.strategies import MovingWindowRateLimiter
-
 from mockserver.problems import Problem
 from mockserver.store import StateStore, StoreUnavailable
-
-WINDOW_S = 60
+from mockserver.store.base import WINDOW_S
 
 
 @dataclass(frozen=True)
@@ -48,21 +44,15 @@ class RateLimiter:
 
     def __init__(self, store: StateStore, clock=time.time):
         self._store = store
-        self._limiter = MovingWindowRateLimiter(store.limits_storage)
         self._clock = clock
 
     def take(self, key: str, plan: str, requests_per_minute: int) -> Quota | None:
         """Spend one request of *key*'s allowance and return the quota left, or raise a 429 with
         ``Retry-After``; ``None`` when the store is unreachable."""
-        item = RateLimitItemPerMinute(requests_per_minute)
         # The store sees a digest, never the key itself.
         identity = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-        def spend():
-            return self._limiter.hit(item, identity), self._limiter.get_window_stats(item, identity)
-
         try:
-            allowed, (reset_at, remaining) = self._store.call(spend)
+            allowed, reset_at, remaining = self._store.spend(identity, requests_per_minute)
         except StoreUnavailable:
             return None
         # Retry-After rounds up, so that a client waiting that long is let through.

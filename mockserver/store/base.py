@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from limits import RateLimitItemPerMinute
 from limits.storage import Storage
+from limits.strategies import MovingWindowRateLimiter
+
+WINDOW_S = 60  # a plan's limit is requests a minute
 
 
 class StoreUnavailable(Exception):
@@ -17,6 +21,21 @@ class StateStore(ABC):
 
     url: str
     limits_storage: Storage  # where the rate limiter keeps its moving windows
+
+    def spend(self, key: str, requests_per_minute: int) -> tuple[bool, float, int]:
+        """Spend one request of *key*'s moving window (at most *requests_per_minute* in any
+        WINDOW_S seconds): whether it was allowed, when (epoch seconds) the window's oldest
+        request leaves it, and how many requests the window has left. Raises
+        :class:`StoreUnavailable`."""
+        item = RateLimitItemPerMinute(requests_per_minute)
+        limiter = MovingWindowRateLimiter(self.limits_storage)
+
+        def spend():
+            allowed = limiter.hit(item, key)
+            reset_at, remaining = limiter.get_window_stats(item, key)
+            return allowed, reset_at, remaining
+
+        return self.call(spend)
 
     @abstractmethod
     def journal_add(self, entry: str, at: float, *, keep: int, max_bytes: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import logging
 import os
 import sqlite3
@@ -10,8 +12,16 @@ import time
 from collections import deque
 from pathlib import Path
 
-from mockserver.store.base import StateStore, StoreUnavailable
-from mockserver.store.sqlite_limits import SQLiteLimitsStorage
+from limits import RateLimitItemPerMinute
+
+from mockserver.store.base import WINDOW_S, StateStore, StoreUnavailable
+from mockserver.store.sqlite_limits import (
+    HITS_INDEX,
+    HITS_TABLE,
+    SQLiteLimitsStorage,
+    acquire,
+    moving_window,
+)
 
 log = logging.getLogger("mockserver")
 
@@ -35,11 +45,17 @@ class EmbeddedStore(StateStore):
         self.url = "memory" if path == ":memory:" else f"sqlite://{path}"
         self.shared = path != ":memory:"
         self._lock = threading.Lock()
+        self._closed = False
         # (at, entry, keep, max_bytes); append and popleft are thread-safe
         self._pending: deque[tuple[float, str, int, int]] = deque()
         self._writer: threading.Thread | None = None  # started by the first journal entry
         self._starting = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        # Writers of every worker queue on this file's lock, which wakes the next one as soon as
+        # it is free; SQLite's own wait for its write lock sleeps for milliseconds at a time.
+        self._write_lock = (
+            os.open(f"{path}.lock", os.O_CREAT | os.O_RDWR, 0o600) if self.shared else None
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=OFF")
         for table in (
@@ -50,11 +66,11 @@ class EmbeddedStore(StateStore):
             # Each worker's writer stamps its last run here, so that a reader can wait for them.
             "writers (pid INTEGER PRIMARY KEY, ran REAL)",
             "tally (name TEXT PRIMARY KEY, value INTEGER)",
-            "hits (key TEXT, at REAL)",
+            HITS_TABLE,
             "counters (key TEXT PRIMARY KEY, value INTEGER, expires REAL)",
         ):
             self._db.execute(f"CREATE TABLE IF NOT EXISTS {table}")
-        self._db.execute("CREATE INDEX IF NOT EXISTS hits_by_key ON hits (key, at)")
+        self._db.execute(HITS_INDEX)
         self.limits_storage = SQLiteLimitsStorage(self)
 
     class _Transaction:
@@ -62,17 +78,32 @@ class EmbeddedStore(StateStore):
             self.store, self.begin = store, begin
 
         def __enter__(self) -> sqlite3.Connection:
-            self.store._lock.acquire()
+            store = self.store
+            store._lock.acquire()
+            if store._closed:
+                store._lock.release()
+                raise sqlite3.ProgrammingError(f"{store.path}: the store is closed")
             if self.begin:
-                self.store._db.execute(self.begin)
-            return self.store._db
+                try:
+                    if store._write_lock is not None:
+                        fcntl.flock(store._write_lock, fcntl.LOCK_EX)
+                    store._db.execute(self.begin)
+                except BaseException:
+                    self._release()
+                    raise
+            return store._db
 
         def __exit__(self, kind, error, trace) -> None:
             try:
                 if self.begin:
                     self.store._db.execute("COMMIT" if kind is None else "ROLLBACK")
             finally:
-                self.store._lock.release()
+                self._release()
+
+        def _release(self) -> None:
+            if self.begin and self.store._write_lock is not None:
+                fcntl.flock(self.store._write_lock, fcntl.LOCK_UN)
+            self.store._lock.release()
 
     def call(self, operation):
         try:
@@ -87,6 +118,19 @@ class EmbeddedStore(StateStore):
 
     def reading(self) -> _Transaction:
         return self._Transaction(self, None)
+
+    def spend(self, key: str, requests_per_minute: int) -> tuple[bool, float, int]:
+        # The window's name is the one limits' own strategy gives it (a plan's new limit is a
+        # new window, as in Redis), and the hit and the window it leaves are one transaction.
+        window = _window_name(key, requests_per_minute)
+
+        def spend():
+            with self.transaction() as db:
+                allowed = acquire(db, window, requests_per_minute, WINDOW_S)
+                started, count = moving_window(db, window, requests_per_minute, WINDOW_S)
+            return allowed, started + WINDOW_S, requests_per_minute - count
+
+        return self.call(spend)
 
     def journal_add(self, entry: str, at: float, *, keep: int, max_bytes: int) -> None:
         self.call(self._start_writer)
@@ -107,7 +151,7 @@ class EmbeddedStore(StateStore):
                 self._writer = writer
 
     def _write_forever(self) -> None:
-        while True:
+        while not self._closed:
             time.sleep(self.FLUSH_S)
             try:
                 self._flush()
@@ -203,13 +247,24 @@ class EmbeddedStore(StateStore):
             self.call(lambda: db.execute("SELECT 1").fetchone())
 
     def close(self) -> None:
+        if self._closed:
+            return
         try:
             if self._writer is not None:  # a process that never journaled left no stamp
                 self._flush()
                 with self.transaction() as db:  # and readers need not wait for it any more
                     db.execute("DELETE FROM writers WHERE pid = ?", (os.getpid(),))
         finally:
-            self._db.close()
+            with self._lock:  # not while a writer's transaction holds the connection
+                self._closed = True
+                self._db.close()
+                if self._write_lock is not None:
+                    os.close(self._write_lock)
+
+
+@functools.lru_cache(maxsize=4096)  # a few keys, asked for on every request
+def _window_name(key: str, requests_per_minute: int) -> str:
+    return RateLimitItemPerMinute(requests_per_minute).key_for(key)
 
 
 def _alive(pid: int) -> bool:

@@ -1,4 +1,10 @@
-"""A ``limits`` storage in the embedded store's SQLite file."""
+"""A ``limits`` storage in the embedded store's SQLite file, and the moving window it keeps.
+
+A key's window is its hits numbered in order (``seq``, one more than the last), so that every
+question about it is one index lookup, however many hits the window holds: the request the
+next one would push out of the last *limit* is the hit numbered ``last + 1 - limit``, and the
+window's oldest hit is the first one not yet expired. Expired hits go as the key is next hit.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,53 @@ from limits.storage import MovingWindowSupport, Storage
 
 if TYPE_CHECKING:
     from mockserver.store.embedded import EmbeddedStore
+
+# Named apart from the earlier (key, at) table, so that a kept state file of an older version
+# is not read with the wrong columns.
+HITS_TABLE = "window_hits (key TEXT, seq INTEGER, at REAL, PRIMARY KEY (key, seq)) WITHOUT ROWID"
+HITS_INDEX = "CREATE INDEX IF NOT EXISTS window_hits_by_time ON window_hits (key, at)"
+
+
+def acquire(db: sqlite3.Connection, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+    """Add *amount* hits to *key*'s window if it then holds at most *limit* within *expiry*
+    seconds; in a write transaction."""
+    if amount > limit:
+        return False
+    now = time.time()
+    (last,) = db.execute(
+        "SELECT COALESCE(MAX(seq), 0) FROM window_hits WHERE key = ?", (key,)
+    ).fetchone()
+    pushed = db.execute(
+        "SELECT at FROM window_hits WHERE key = ? AND seq = ?", (key, last + amount - limit)
+    ).fetchone()
+    if pushed is not None and pushed[0] >= now - expiry:
+        return False
+    db.executemany(
+        "INSERT INTO window_hits (key, seq, at) VALUES (?, ?, ?)",
+        [(key, last + i, now) for i in range(1, amount + 1)],
+    )
+    db.execute("DELETE FROM window_hits WHERE key = ? AND at < ?", (key, now - expiry))
+    return True
+
+
+def moving_window(db: sqlite3.Connection, key: str, limit: int, expiry: int) -> tuple[float, int]:
+    """When *key*'s window started (its oldest hit among the last *limit* not expired), and how
+    many hits it holds (at most *limit*); with no hit, now and 0."""
+    now = time.time()
+    first = db.execute(
+        "SELECT seq, at FROM window_hits WHERE key = ? AND at >= ? ORDER BY at, seq LIMIT 1",
+        (key, now - expiry),
+    ).fetchone()
+    if first is None:
+        return now, 0
+    (last,) = db.execute("SELECT MAX(seq) FROM window_hits WHERE key = ?", (key,)).fetchone()
+    oldest_seq = max(first[0], last + 1 - limit)
+    if oldest_seq == first[0]:
+        return first[1], last - first[0] + 1
+    (oldest,) = db.execute(
+        "SELECT at FROM window_hits WHERE key = ? AND seq = ?", (key, oldest_seq)
+    ).fetchone()
+    return oldest, limit
 
 
 class SQLiteLimitsStorage(Storage, MovingWindowSupport):
@@ -28,29 +81,12 @@ class SQLiteLimitsStorage(Storage, MovingWindowSupport):
         return sqlite3.Error
 
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
-        if amount > limit:
-            return False
-        now = time.time()
         with self._store.transaction() as db:
-            row = db.execute(
-                "SELECT at FROM hits WHERE key = ? ORDER BY at DESC LIMIT 1 OFFSET ?",
-                (key, limit - amount),
-            ).fetchone()
-            if row is not None and row[0] >= now - expiry:
-                return False
-            db.executemany("INSERT INTO hits (key, at) VALUES (?, ?)", [(key, now)] * amount)
-            db.execute("DELETE FROM hits WHERE key = ? AND at < ?", (key, now - expiry))
-            return True
+            return acquire(db, key, limit, expiry, amount)
 
     def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
-        now = time.time()
         with self._store.reading() as db:
-            oldest, count = db.execute(
-                "SELECT MIN(at), COUNT(*) FROM (SELECT at FROM hits WHERE key = ? AND at >= ? "
-                "ORDER BY at DESC LIMIT ?)",
-                (key, now - expiry, limit),
-            ).fetchone()
-        return (oldest, count) if count else (now, 0)
+            return moving_window(db, key, limit, expiry)
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = time.time()
@@ -85,10 +121,10 @@ class SQLiteLimitsStorage(Storage, MovingWindowSupport):
 
     def reset(self) -> int | None:
         with self._store.transaction() as db:
-            hits = db.execute("DELETE FROM hits").rowcount
+            hits = db.execute("DELETE FROM window_hits").rowcount
             return hits + db.execute("DELETE FROM counters").rowcount
 
     def clear(self, key: str) -> None:
         with self._store.transaction() as db:
-            db.execute("DELETE FROM hits WHERE key = ?", (key,))
+            db.execute("DELETE FROM window_hits WHERE key = ?", (key,))
             db.execute("DELETE FROM counters WHERE key = ?", (key,))
