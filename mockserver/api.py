@@ -95,7 +95,7 @@ def create_api(runtime: Runtime) -> Blueprint:
             admit=admit,
             latency=config.latency,
         )
-        return Response(to_json(result), mimetype="application/json")
+        return Response(generation_json(result), mimetype="application/json")
 
     @api.get("/models")
     def list_models():
@@ -111,6 +111,27 @@ def create_api(runtime: Runtime) -> Blueprint:
         return Response(body, mimetype="application/json")
 
     return api
+
+
+def generation_json(result: dict) -> bytes:
+    """``to_json(result)``, byte for byte, with each image's data URL joined in as it is rather
+    than run through the JSON encoder, which takes longer over an image's base64 than over all
+    the rest of the request. (A data URL is base64 after an ASCII media type: in JSON it needs
+    no escape; one that did would be encoded as usual.)"""
+    images = result["images"]
+    urls = [image["data_url"] for image in images]
+    if list(result)[-1] != "images" or any(
+        not url.isascii() or '"' in url or "\\" in url for url in urls
+    ):
+        return to_json(result)
+    parts = [to_json({**result, "images": None})[: -len(b"null}")], b"["]
+    for index, (image, url) in enumerate(zip(images, urls, strict=True)):
+        if list(image)[-1] != "data_url":
+            return to_json(result)
+        head = to_json({**image, "data_url": None})[: -len(b"null}")]
+        parts += [b"," if index else b"", head, b'"', url.encode("ascii"), b'"}']
+    parts.append(b"]}")
+    return b"".join(parts)
 
 
 def _scenario(scenarios: Scenarios | None) -> Response | None:

@@ -7,7 +7,7 @@ model, and which plan may use which model.
 
 from __future__ import annotations
 
-import secrets
+import random
 from dataclasses import dataclass
 
 from mockserver.problems import Problem
@@ -42,8 +42,8 @@ def resolve_generation(body: dict, spec: ApiSpec) -> Generation:
     if steps is None:
         steps = model.fast_steps if values.get("preset") == "fast" else model.quality_steps
     seed = values.get("seed")
-    if seed is None:
-        seed = secrets.randbelow(SEED_SPACE)
+    if seed is None:  # a seed needs to differ, not to be secret (see core's ids)
+        seed = random.randrange(SEED_SPACE)
     # JSON Schema counts 1024.0 as an integer; the backend gets a real int.
     return Generation(
         prompt=values["prompt"],

@@ -92,3 +92,55 @@ def test_scenarios_can_be_turned_off(spec):
     client = create_app(Config(scenarios=False), spec=spec).test_client()
     reply = client.get("/api/v1/models", headers={**auth(), "Prefer": "code=503"})
     assert reply.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/v1/generate", "/api/v1/models"])
+def test_a_code_of_thousands_of_digits_is_a_short_400_without_a_key(client, path):
+    method = "POST" if path.endswith("generate") else "GET"
+    reply = client.open(path, method=method, json={}, headers={"Prefer": "code=" + "4" * 4301})
+    assert reply.status_code == 400
+    body = reply.get_json()
+    assert (body["code"], body["field"]) == ("invalid_request", "Prefer")
+    assert "characters)" in body["detail"] and len(reply.data) < 1000
+
+
+def test_an_example_of_30000_backslashes_gives_a_short_answer(client):
+    prefer = 'example="' + "\\" * 30_000 + '"'
+    reply = client.post("/api/v1/generate", json={"prompt": "p"}, headers={"Prefer": prefer})
+    assert reply.status_code == 400
+    assert len(reply.data) < 1000, len(reply.data)
+    assert "Preference-Applied" not in reply.headers
+
+
+@pytest.mark.parametrize(
+    ("prefer", "applied"),
+    [
+        ("respond-async, code=429, wait=10", "code=429"),
+        (
+            'code=400, example="stepCapExceeded"; x=1, return=minimal',
+            "code=400, example=stepCapExceeded",
+        ),
+        ("example=unknownModel, " + "x" * 60_000, "example=unknownModel"),
+    ],
+)
+def test_preference_applied_names_only_what_was_applied(client, prefer, applied):
+    reply = client.post("/api/v1/generate", json={"prompt": "p"}, headers={"Prefer": prefer})
+    assert reply.status_code in (400, 429)
+    assert reply.headers["Preference-Applied"] == applied
+
+
+def test_only_the_start_of_a_long_prefer_header_is_read():
+    assert parse_prefer("code=429, " + "a=b, " * 10_000 + "example=late") == {
+        "code": "429",
+        "a": "b",
+    }
+    assert parse_prefer('example="a\\"b"') == {"example": 'a"b'}
+    assert parse_prefer('example="unclosed') == {"example": '"unclosed'}
+
+
+def test_a_journal_limit_of_thousands_of_digits_is_a_short_400(client):
+    reply = client.get("/__admin/requests?limit=" + "9" * 5000)
+    assert reply.status_code == 200  # more than the journal holds: the whole journal
+    reply = client.get("/__admin/requests?limit=" + "0" * 5000)
+    assert reply.status_code == 400 and len(reply.data) < 1000
+    assert client.get("/__admin/requests?limit=0001").status_code == 200
