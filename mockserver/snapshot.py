@@ -51,7 +51,7 @@ class LiveSpec:
     """The current :class:`Snapshot`, replaced when the spec file changes on disk.
 
     Requests never read the file: :meth:`current` returns the snapshot as it is. A watcher
-    thread (one per worker, started by the first :meth:`current`) looks at the file's stamp
+    thread (one per worker) looks at the file's stamp
     every CHECK_EVERY_S, and on a change loads, checks and builds the new snapshot in the
     background, then swaps it in whole. Each outcome is logged once, with the spec's
     ``info.version``: a reload, or a refusal with its reason, after which the last good
@@ -70,21 +70,15 @@ class LiveSpec:
         self.reload_error: str | None = None
         self._stamp = stamp
         self._watcher: threading.Thread | None = None
-        self._starting = threading.Lock()
+        if spec_path is not None:
+            # The thread holds the LiveSpec weakly: an app that is dropped stops its watcher.
+            self._watcher = threading.Thread(
+                target=_watch, args=(weakref.ref(self),), name="spec-watcher", daemon=True
+            )
+            self._watcher.start()
 
     def current(self) -> Snapshot:
-        if self._watcher is None and self.spec_path is not None:
-            self._start_watching()
         return self.snapshot
-
-    def _start_watching(self) -> None:
-        with self._starting:
-            if self._watcher is None:
-                # The thread holds the LiveSpec weakly: an app that is dropped stops its watcher.
-                self._watcher = threading.Thread(
-                    target=_watch, args=(weakref.ref(self),), name="spec-watcher", daemon=True
-                )
-                self._watcher.start()
 
     def check(self) -> bool:
         """Reload if the file changed since it was last read; whether it did change."""

@@ -155,3 +155,53 @@ def assert_contract_suite_passes(base_url: str) -> None:
     assert result.returncode == 0, result.stdout[-3000:]
     assert "passed" in summary and "failed" not in summary and "skipped" not in summary, summary
     assert "billable requests made: " in result.stdout
+
+
+def spec_with_ref(folder: Path, ref: str, name: str = "openapi.yaml") -> Path:
+    """A copy of the project's spec in *folder* whose Model schema is ``$ref: <ref>``."""
+    text = (ROOT / "openapi.yaml").read_text()
+    anchor = "    Model:\n"
+    start = text.index(anchor) + len(anchor)
+    end = start
+    for line in text[start:].splitlines(keepends=True):  # the schema: lines indented deeper
+        if line.strip() and not line.startswith("      "):
+            break
+        end += len(line)
+    path = folder / name
+    path.write_text(text[:start] + f"      $ref: '{ref}'\n" + text[end:])
+    return path
+
+
+def alias_bomb(levels: int, per_level: int = 9) -> str:
+    """A "billion laughs" YAML spec: each level a list of *per_level* aliases of the one before,
+    so that the last expands to per_level**levels values (40 KB of text at 8 levels)."""
+    lines = ["openapi: 3.1.0", 'info: {title: bomb, version: "1"}', "paths: {}", "x-bomb:"]
+    lines.append('  l0: &l0 ["' + "x" * 40 + '"]')
+    for level in range(1, levels + 1):
+        aliases = ", ".join([f"*l{level - 1}"] * per_level)
+        lines.append(f"  l{level}: &l{level} [{aliases}]")
+    return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def counting_listener():
+    """A loopback port, and the list of requests made to it (for "nothing was fetched")."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    requests_made: list[bytes] = []
+
+    def accept():
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            with conn:
+                requests_made.append(conn.recv(1000))
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield sock.getsockname()[1], requests_made
+    finally:
+        sock.close()

@@ -35,6 +35,15 @@ def get(target: str | bytes, extra: str = "", method: str = "GET") -> bytes:
     )
 
 
+MODELS = "/api/v1/models"
+JSON = "application/json"
+DIGITS = "4" * 4301  # past Python's limit on the digits int() reads
+SLASHES = "\\" * 30_000
+LONG_LENGTH = (
+    b"POST /api/v1/generate HTTP/1.1\r\nHost: l\r\nContent-Length: " + b"9" * 30
+    + b"\r\nConnection: close\r\n\r\n{}"
+)  # fmt: skip
+
 # (name, raw request, the statuses it may get; None: the server may also just close)
 CORPUS = [
     ("bad json", post(b'{"prompt": "p"'), {400}),
@@ -98,7 +107,27 @@ CORPUS = [
     ("garbage", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + b"\x00" * 64, {400, None}),
     ("expect 100-continue", post(b'{"prompt": "p"}', extra="Expect: 100-continue\r\n"), {200}),
     ("cut-off head", b"GET /api/v1/models HTTP/1.1\r\nHost: l", {None}),
-]
+    # Every header value is parsed with bounds: none reaches int(), a regex or a decoder whole.
+    ("prefer code of 4301 digits", post(b"{}", key=False, extra=f"Prefer: code={DIGITS}\r\n"),
+     {400}),
+    ("prefer code of 4301 digits, models", get(MODELS, f"Prefer: code={DIGITS}\r\n"), {400}),
+    ("prefer example of 30000 backslashes",
+     post(b"{}", extra=f'Prefer: example="{SLASHES}"\r\n'), {400}),
+    ("prefer 60 KB of preferences", get(MODELS, f"Prefer: code=200, {'a=b, ' * 10_000}\r\n"),
+     {200}),
+    ("prefer unclosed quote", get(MODELS, 'Prefer: example="abc\r\n'), {400}),
+    ("bearer of 60 KB", get(MODELS, f"Authorization: Bearer {'a' * 60_000}\r\n"), {401}),
+    ("bearer of 60 KB of spaces", get(MODELS, f"Authorization: Bearer {' ' * 60_000}x\r\n"), {401}),
+    ("content-type of 60 KB", post(b"{}", content_type=JSON + "; a=b" * 10_000), {200, 400, 415}),
+    ("content-type quotes", post(b"{}", content_type=JSON + '; a="' + '\\"' * 10_000),
+     {200, 400, 415}),
+    ("content-length of 30 digits", LONG_LENGTH, {400, 413, None}),
+    ("accept of 60 KB", get(MODELS, f"Accept: {'text/html;q=0.1, ' * 3500}\r\n"), {200}),
+    ("origin of 60 KB", get(MODELS, f"Origin: http://{'a' * 60_000}\r\n"), {200}),
+    ("journal limit of 5000 digits", get("/__admin/requests?limit=" + "0" * 5000), {400}),
+    ("journal limit of 5000 nines", get("/__admin/requests?limit=" + "9" * 5000), {200}),
+    ("query of 8000 percent escapes", get(MODELS + "?" + "%ff" * 2600), {200}),
+]  # fmt: skip
 
 
 def send(port: int, payload: bytes) -> bytes:
@@ -124,6 +153,11 @@ def test_bad_input_gets_no_5xx_and_the_server_lives(server, name, payload, allow
     head, _, _ = answer.partition(b"\r\n\r\n")
     assert b"evil" not in head.lower()  # nothing built from what the client named as host
     if status is not None and status >= 400 and answer.partition(b"\r\n\r\n")[2]:
-        # Every refusal with a body that the app shapes is a problem document.
+        # Every refusal with a body that the app shapes is a problem document, and a short one:
+        # what a client sent is quoted in part, never echoed whole.
         assert b"application/problem+json" in head.lower()
+        assert len(answer) < 4096, answer[:300]
+    # Preference-Applied names only what was applied: never the client's header echoed back.
+    applied = re.search(rb"(?im)^preference-applied: (.*)$", head)
+    assert applied is None or len(applied.group(1)) < 100
     assert server.alive()

@@ -3,57 +3,14 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-
 import pytest
 from prance import ResolvingParser
 
 from mockserver.spec import DEFAULT_SPEC_PATH, SpecError, load_spec
 from mockserver.spec_document import MAX_DEPTH, MAX_NODES, DocumentError, read_document
-from tests.support import ROOT
+from tests.support import ROOT, alias_bomb, counting_listener, spec_with_ref
 
 SPEC_TEXT = (ROOT / "openapi.yaml").read_text()
-# The generate operation's request schema, where a team would put a shared definition.
-PROMPT = "        prompt:\n"
-
-
-def spec_with_ref(tmp_path, ref: str, name: str = "openapi.yaml"):
-    """The project's spec with the Model schema replaced by a $ref to *ref*."""
-    anchor = "    Model:\n"
-    assert anchor in SPEC_TEXT
-    start = SPEC_TEXT.index(anchor) + len(anchor)
-    end = start
-    lines = SPEC_TEXT[start:].splitlines(keepends=True)
-    for line in lines:  # the Model schema's body: every line indented deeper than its name
-        if line.strip() and not line.startswith("      "):
-            break
-        end += len(line)
-    path = tmp_path / name
-    path.write_text(SPEC_TEXT[:start] + f"      $ref: '{ref}'\n" + SPEC_TEXT[end:])
-    return path
-
-
-@pytest.fixture
-def listener():
-    """A loopback server that counts the connections made to it."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen()
-    connections = []
-
-    def accept():
-        while True:
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                return
-            connections.append(conn.recv(1000))
-            conn.close()
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield sock.getsockname()[1], connections
-    sock.close()
 
 
 def refusal(path, root=None) -> str:
@@ -72,24 +29,24 @@ def test_the_projects_spec_reads_as_prance_resolved_it():
 
 
 @pytest.mark.parametrize("scheme", ["http", "https", "file", "ftp"])
-def test_a_remote_ref_is_refused_and_never_fetched(tmp_path, listener, scheme):
-    port, connections = listener
-    url = f"{scheme}://127.0.0.1:{port}/evil.yaml#/Model"
-    message = refusal(spec_with_ref(tmp_path, url))
+def test_a_remote_ref_is_refused_and_never_fetched(tmp_path, scheme):
+    with counting_listener() as (port, requests_made):
+        url = f"{scheme}://127.0.0.1:{port}/evil.yaml#/Model"
+        message = refusal(spec_with_ref(tmp_path, url))
     assert "by URL" in message and "never fetches" in message
     assert " at #/paths/" in message  # where it was met
-    assert connections == []
+    assert requests_made == []
 
 
-def test_a_schema_dialect_by_url_is_refused_and_never_fetched(tmp_path, listener):
-    port, connections = listener
+def test_a_schema_dialect_by_url_is_refused_and_never_fetched(tmp_path):
     path = tmp_path / "openapi.yaml"
     anchor = "    Model:\n      type: object\n"
     assert anchor in SPEC_TEXT
-    dialect = f"      $schema: http://127.0.0.1:{port}/meta\n"
-    path.write_text(SPEC_TEXT.replace(anchor, anchor + dialect))
-    assert "not a known JSON Schema dialect" in refusal(path)
-    assert connections == []
+    with counting_listener() as (port, requests_made):
+        dialect = f"      $schema: http://127.0.0.1:{port}/meta\n"
+        path.write_text(SPEC_TEXT.replace(anchor, anchor + dialect))
+        assert "not a known JSON Schema dialect" in refusal(path)
+    assert requests_made == []
 
 
 def test_a_dynamic_ref_is_refused(tmp_path):
@@ -134,17 +91,6 @@ def test_under_a_spec_root_a_file_ref_is_inlined_and_one_outside_is_refused(tmp_
 def test_a_ref_that_points_at_nothing_or_at_itself(tmp_path):
     assert "points at nothing" in refusal(spec_with_ref(tmp_path, "#/components/schemas/Nope"))
     assert "refers to itself" in refusal(spec_with_ref(tmp_path, "#/components/schemas/Model"))
-
-
-def alias_bomb(levels: int, per_level: int = 9) -> str:
-    """A billion-laughs YAML document: each level is a list of *per_level* aliases of the one
-    before, so the last expands to per_level**levels values."""
-    lines = ["openapi: 3.1.0", 'info: {title: bomb, version: "1"}', "paths: {}", "x-bomb:"]
-    lines.append('  l0: &l0 ["' + "x" * 40 + '"]')
-    for level in range(1, levels + 1):
-        aliases = ", ".join([f"*l{level - 1}"] * per_level)
-        lines.append(f"  l{level}: &l{level} [{aliases}]")
-    return "\n".join(lines) + "\n"
 
 
 @pytest.mark.parametrize("levels", [7, 8])
