@@ -78,6 +78,9 @@ def test_every_runnable_block_runs_or_says_why_not():
     assert len([block for block in RUNNABLE if not block.not_run]) >= MIN_EXECUTED_BLOCKS
     for block in ALL_BLOCKS:
         assert block.language, f"{block}: name the block's language"
+    for path in DOCS:  # an indented fence (in a list item) would be read as no block at all
+        indented = re.search(r"^[ \t]+```\w", path.read_text(encoding="utf-8"), flags=re.M)
+        assert indented is None, f"{path.relative_to(ROOT)}: start blocks in the first column"
 
 
 def run_block(block: Block, server, code: str | None = None) -> str:
@@ -116,9 +119,7 @@ def is_seed_request(block: Block) -> bool:
 
 def test_the_model_pages_three_snippets_are_there():
     languages = {
-        block.language
-        for block in RUNNABLE
-        if not block.not_run and is_seed_request(block)
+        block.language for block in RUNNABLE if not block.not_run and is_seed_request(block)
     }
     assert {"bash", "python", "js"} <= languages
 
@@ -243,7 +244,9 @@ def test_every_relative_link_leads_somewhere(path):
 
 # Figures carry a date, a machine and versions; a commit or an issue number means nothing to a
 # reader of the docs.
-HISTORY = re.compile(r"\b(issue|PR|pull request) #?\d+|\bmain at [0-9a-f]{7}|\bcommit [0-9a-f]{7}", re.I)
+HISTORY = re.compile(
+    r"\b(issue|PR|pull request) #?\d+|\bmain at [0-9a-f]{7}|\bcommit [0-9a-f]{7}", re.I
+)
 
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
