@@ -1,7 +1,8 @@
 """The docs are executed, so that they cannot rot: every shell, Python and JavaScript block of
 README.md, ARCHITECTURE.md, CONTRIBUTING.md and docs/*.md runs against a started mock (its
 ``http://127.0.0.1:8000`` pointed at the test server), unless the line before the block says
-``<!-- not run: why -->``; the TypeScript excerpt is type-checked against the generated types;
+``<!-- not run: why -->``, and prints what each ``<!-- prints: TEXT -->`` line after it
+says; the TypeScript excerpt is type-checked against the generated types;
 the README's key table's keys get their plans; every relative link leads to a file and heading
 that exist; the README stays short; and no figure names a commit or an issue."""
 
@@ -31,8 +32,11 @@ RUNNERS = {
     "js": lambda code: ["node", "--input-type=module", "-e", code],
 }
 NOT_RUN = re.compile(r"<!-- not run: (.+?) -->\s*$")
+# A line after a block's closing fence: what its output must contain (case aside), so that a
+# block which still runs but no longer shows what the text around it says fails.
+PRINTS = re.compile(r"<!-- prints: (.+?) -->\s*$")
 # As many blocks as the docs ran when they were written; fewer means one was lost or muted.
-MIN_EXECUTED_BLOCKS = 14
+MIN_EXECUTED_BLOCKS = 15
 
 
 @dataclass
@@ -42,6 +46,7 @@ class Block:
     code: str
     line: int
     not_run: str | None  # why, when the file says so
+    prints: tuple[str, ...] = ()  # what its output must contain
 
     def __str__(self) -> str:
         return f"{self.path.relative_to(ROOT)}:{self.line} ({self.language})"
@@ -57,6 +62,12 @@ def blocks_of(path: Path) -> list[Block]:
             continue
         end = lines.index("```", index + 1)
         marker = NOT_RUN.match(lines[index - 1]) if index else None
+        prints = []
+        while end + 1 + len(prints) < len(lines):
+            expected = PRINTS.match(lines[end + 1 + len(prints)])
+            if not expected:
+                break
+            prints.append(expected.group(1))
         blocks.append(
             Block(
                 path,
@@ -64,9 +75,10 @@ def blocks_of(path: Path) -> list[Block]:
                 "\n".join(lines[index + 1 : end]) + "\n",
                 index + 1,
                 marker.group(1) if marker else None,
+                tuple(prints),
             )
         )
-        index = end + 1
+        index = end + 1 + len(prints)
     return blocks
 
 
@@ -102,6 +114,8 @@ def test_docs_block_runs(block, server):
     if block.not_run:
         pytest.skip(f"{block}: {block.not_run}")
     output = run_block(block, server)
+    for expected in block.prints:
+        assert expected.lower() in output.lower(), f"{block}: {expected!r} not in {output[:2000]}"
     if is_seed_request(block):
         _assert_seed_generation(block, output)
 
