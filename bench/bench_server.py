@@ -123,7 +123,8 @@ def run_wrk(url: str, scenario: str, seconds: int, connections: int, keys=()) ->
 def measure_all(targets: dict, seconds: int, connections: int, rounds: int) -> dict:
     """Every target started at once, then *rounds* rounds of wrk runs, each round taking the
     targets in a different order: on a machine whose load drifts (other jobs), no target gets
-    all the quiet minutes. Each figure is the round whose rate was the median."""
+    all the quiet minutes. Each figure is the round whose rate was the median (and the median
+    of the requests per CPU-second)."""
     processes = {}
     try:
         for name, (command, url, _) in targets.items():
@@ -148,9 +149,12 @@ def measure_all(targets: dict, seconds: int, connections: int, rounds: int) -> d
                     runs[name, scenario].append(run)
         for (name, scenario), measured in runs.items():
             measured.sort(key=lambda run: run["requests_per_s"])
+            per_cpu = sorted(run["requests_per_cpu_s"] for run in measured)
             results[name][scenario] = {
                 **measured[len(measured) // 2],
+                "requests_per_cpu_s": per_cpu[len(per_cpu) // 2],  # its own median
                 "rounds_requests_per_s": [round(run["requests_per_s"]) for run in measured],
+                "rounds_requests_per_cpu_s": [round(value) for value in per_cpu],
             }
         return results
     finally:
