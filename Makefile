@@ -66,8 +66,8 @@ lint: $(STAMP) $(TOOLS)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/openapi-spec-validator openapi.yaml
-	$(TOOLS)/node_modules/.bin/redocly lint openapi.yaml
+	$(BIN)/openapi-spec-validator openapi.yaml mockserver/admin-openapi.yaml
+	$(TOOLS)/node_modules/.bin/redocly lint openapi.yaml mockserver/admin-openapi.yaml
 
 # Clients generated from openapi.yaml; never edit them by hand. The Python generator runs the
 # pinned ruff as its formatter, so it needs the venv on PATH.

@@ -17,6 +17,7 @@ from mockserver.api import API_PREFIX, create_api, current_call
 from mockserver.backends import ImageBackend, load_backend
 from mockserver.config import Config
 from mockserver.docs import create_docs
+from mockserver.faults import TransportFaults
 from mockserver.guard import REFUSAL
 from mockserver.problems import PROBLEM_MEDIA_TYPE, Problem
 from mockserver.redact import text_redactor
@@ -61,6 +62,7 @@ def create_app(
     app.register_error_handler(Problem, _problem_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)
+    app.wsgi_app = TransportFaults(app.wsgi_app)  # a reset, empty, cut or slow answer
     return app
 
 

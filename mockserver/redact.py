@@ -30,11 +30,15 @@ _SECRET_NAME = re.compile(
 )
 
 
+def fingerprint(secret: str) -> str:
+    """A short SHA-256 fingerprint of *secret* (8 hex digits): tells keys apart, shows none."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
 def mask(secret: str) -> str:
-    """A stand-in for *secret* that shows none of it: a short SHA-256 fingerprint, so that log
-    lines about the same key can be told apart from those about another."""
-    digest = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"[redacted {digest}]"
+    """A stand-in for *secret* that shows none of it: its fingerprint, so that log lines about
+    the same key can be told apart from those about another."""
+    return f"[redacted {fingerprint(secret)}]"
 
 
 def redact_credential(value: str) -> str:
