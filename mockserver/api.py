@@ -170,6 +170,7 @@ def _inject_fault(faults: FaultChooser, call: Call) -> None:
             _, plan = call.snapshot.keys.authenticate(request.headers.get("Authorization"))
         except Problem:
             plan = None
+        call.plan = plan  # for the journal
         limit = call.snapshot.spec.plans[plan].requests_per_minute if plan else None
         answer = status_answer(fault.kind, plan, limit)
         if fault.source == "prefer":
