@@ -328,6 +328,8 @@ def banner(config: Config, url: str) -> str:
         + ("per key, as the plans say" if config.rate_limits else "off"),
         "  keys" + (" (the development keys, public):" if dev_keys else " (from --keys):"),
     ]
+    if config.faults:
+        lines.insert(4, f"  faults: {config.faults} (never on /__admin)")
     for key, plan in config.keys.items():
         lines.append(f"    {plan:<10} {key if dev_keys else mask(key)}")
     key = next((k for k, plan in config.keys.items() if plan == "enterprise"), None)

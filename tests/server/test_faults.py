@@ -203,6 +203,14 @@ def test_a_sequence_holds_across_2_hosts_on_one_redis(redis_server):  # noqa: F8
         assert [first.status_code, second.status_code, third.status_code] == [429, 503, 200]
         assert requests.delete(b.url + "/__admin/sequences", timeout=30).status_code == 204
         assert requests.get(a.url + "/__admin/sequences", timeout=30).json() == {"sequences": {}}
+        # Seeded faults set on one host count the requests of both.
+        put = requests.put(a.url + "/__admin/faults", json={"faults": "rate=0.5,kinds=429,seed=5"},
+                           timeout=30)  # fmt: skip
+        assert put.status_code == 200
+        statuses = [requests.get((a, b)[n % 2].url + "/api/v1/models", headers=auth(),
+                                 timeout=30).status_code for n in range(40)]  # fmt: skip
+        expected = [independent_draw(5, n, 0.5, ("429",)) for n in range(1, 41)]
+        assert statuses == [429 if kind else 200 for kind in expected]
     finally:
         for host in hosts:
             host.stop()
