@@ -94,6 +94,7 @@ def create_admin(runtime: Runtime) -> Blueprint:
     else:
 
         @admin.route("/requests", methods=["GET", "DELETE"])
+        @admin.post("/requests/count")
         def journal_off():
             raise Problem(404, "journal_off", "This server keeps no journal (--journal-size 0).")
 

@@ -7,7 +7,7 @@ look like: a key of any shape (``sk_...`` or not, dotted, Basic) is masked whole
 - ``redact_query(query)``: the values of query parameters whose names look like credentials;
 - ``redact_text(text, secrets)``: every occurrence of the given secrets in free text
   (``text_redactor(secrets)``: the same, prepared once for many texts);
-- ``mask(secret)``: what is shown in place of one secret;
+- ``mask(secret)``: what is shown in place of one secret (``fingerprint(secret)``: its digits);
 - ``redacted_url(url)``: a store URL without its password, for logs.
 """
 

@@ -257,3 +257,9 @@ def test_a_realistic_median_follows_the_model(spec, monkeypatch):
     assert client.post(GENERATE, json=body, headers=auth()).status_code == 200
     typical = spec.models["sdxl-lightning"].entry["typical_latency_ms"]
     assert waits == [pytest.approx(typical)]  # sigma 0: the median itself
+
+
+def test_without_a_journal_the_count_says_so(spec):
+    client = fresh_app(spec, journal_size=0).test_client()
+    answer = client.post("/__admin/requests/count", json={})
+    assert answer.status_code == 404 and answer.get_json()["code"] == "journal_off"
