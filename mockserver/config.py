@@ -140,8 +140,8 @@ def parse_latency(value: str) -> str | None:
         milliseconds = float(value)
     except ValueError:
         raise ValueError(
-            f"latency {value!r}: expected off, realistic, a number of milliseconds or "
-            "lognormal:MEDIAN,SIGMA[,SEED]"
+            f"latency {value!r}: expected off, realistic or a number of milliseconds "
+            "(or lognormal:MEDIAN,SIGMA[,SEED])"
         ) from None
     if not 0 <= milliseconds <= 600_000:
         raise ValueError(f"latency {value} ms is out of range (0-600000)")
