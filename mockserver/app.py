@@ -17,7 +17,6 @@ from mockserver.api import API_PREFIX, create_api, current_call
 from mockserver.backends import ImageBackend, load_backend
 from mockserver.config import Config
 from mockserver.docs import create_docs
-from mockserver.faults import TransportFaults
 from mockserver.guard import REFUSAL
 from mockserver.problems import PROBLEM_MEDIA_TYPE, Problem
 from mockserver.redact import text_redactor
@@ -25,6 +24,7 @@ from mockserver.runtime import Runtime
 from mockserver.snapshot import modified, to_json
 from mockserver.spec import ApiSpec, load_spec
 from mockserver.store import StateStore
+from mockserver.transport import TransportFaults
 
 log = logging.getLogger("mockserver")
 access_log = logging.getLogger("mockserver.access")

@@ -17,8 +17,9 @@ from mockserver import latency
 from mockserver.admin import admin_document
 from mockserver.app import create_app
 from mockserver.config import Config, parse_latency
-from mockserver.faults import KINDS, parse_faults, seeded_fault
+from mockserver.faults import FAULT, KINDS, parse_faults, seeded_fault
 from mockserver.redact import fingerprint
+from mockserver.transport import FLUSH_S, SLOW_BODY_CHUNKS, SLOW_BODY_PAUSE_S, TransportFaults
 from tests.support import KEY_FOR_PLAN, auth
 
 GENERATE = "/api/v1/generate"
@@ -263,3 +264,30 @@ def test_without_a_journal_the_count_says_so(spec):
     client = fresh_app(spec, journal_size=0).test_client()
     answer = client.post("/__admin/requests/count", json={})
     assert answer.status_code == 404 and answer.get_json()["code"] == "journal_off"
+
+
+@pytest.mark.parametrize(
+    ("kind", "sent", "length"),
+    [("reset", b"", "reset"), ("empty", b"", "40"), ("truncate", b"x" * 20, "40"),
+     ("slow-body", b"x" * 40, "40"), (None, b"x" * 40, "40")],
+)  # fmt: skip
+def test_the_transport_middleware_spoils_a_marked_answer(kind, sent, length):
+    """What the middleware hands granian, on a clock that does not wait."""
+    pauses = []
+
+    def app(environ, start_response):
+        environ[FAULT] = kind
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", "40")])
+        return [b"x" * 40]
+
+    heads = []
+    body = TransportFaults(app, sleep=pauses.append)(
+        {}, lambda status, headers, exc_info=None: heads.append(dict(headers))
+    )
+    chunks = list(body)
+    assert b"".join(chunks) == sent and heads[0]["Content-Length"] == length
+    assert not isinstance(body, list) or kind is None  # streamed: granian sends it as it comes
+    if kind == "slow-body":
+        assert len(chunks) == SLOW_BODY_CHUNKS and pauses == [SLOW_BODY_PAUSE_S] * (len(chunks) - 1)
+    elif kind in ("empty", "truncate"):
+        assert pauses == [FLUSH_S]  # what was sent reaches the client before the close
