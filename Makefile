@@ -68,8 +68,8 @@ lint: $(STAMP) $(TOOLS)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/openapi-spec-validator openapi.yaml
-	$(TOOLS)/node_modules/.bin/redocly lint openapi.yaml
+	$(BIN)/openapi-spec-validator openapi.yaml mockserver/admin-openapi.yaml
+	$(TOOLS)/node_modules/.bin/redocly lint openapi.yaml mockserver/admin-openapi.yaml
 	@tag=$$(git describe --tags --abbrev=0 2>/dev/null || true); \
 	if [ -n "$$tag" ]; then $(BIN)/python -m contract_tests.spec_diff --base "$$tag" openapi.yaml; \
 	else echo "spec-diff: no release tag yet, so openapi.yaml has nothing to be compared with"; fi

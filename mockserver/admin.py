@@ -1,9 +1,15 @@
 """The ``admin`` blueprint under ``/__admin``: the request journal and the state it lives in.
 
     GET    /__admin/requests   the journal, newest first (?limit=N), with the count of
-                               requests that could not be stored (the store was down)
+                               requests that could not be stored (the store was down);
+                               filtered by ?method=&path=&status=&code=&model=&plan=
+                               &key_fingerprint=&since=
+    POST   /__admin/requests/count   how many entries the same filters (a JSON object) match
     DELETE /__admin/requests   empty it
+    GET/PUT/DELETE /__admin/faults      the seeded faults in force (see mockserver.faults)
+    GET/POST/DELETE /__admin/sequences  answers waiting for a key's next requests
     GET    /__admin/state      which store this server shares, and whether it answers
+    GET    /__admin/openapi.json  this surface's own OpenAPI document
 
 Every API request (under ``/api/v1/``, matched to a route or not) is recorded here.
 
@@ -17,24 +23,30 @@ refuses to listen on an address other machines can reach with neither.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import yaml
 from flask import Blueprint, Response, request
 
-from mockserver.api import API_PREFIX, current_call
+from mockserver.api import API_PREFIX, current_call, presented_key_fingerprint
 from mockserver.auth import bearer_token, digest
 from mockserver.config import Config
-from mockserver.journal import Journal
+from mockserver.faults import MAX_SEQUENCE_ANSWERS, FaultChooser, parse_sequence
+from mockserver.journal import Filters, Journal
 from mockserver.problems import Problem, shown
 from mockserver.redact import redacted_url
 from mockserver.runtime import Runtime
 from mockserver.snapshot import to_json
-from mockserver.store import StoreUnavailable
+from mockserver.store import StateStore, StoreUnavailable
+from mockserver.validation import parse_json
 
 ADMIN_PREFIX = "/__admin"
+ADMIN_SPEC_PATH = Path(__file__).with_name("admin-openapi.yaml")
 ADMIN_REALM = 'Bearer realm="imageapi-admin"'
 
 
@@ -72,11 +84,17 @@ def create_admin(runtime: Runtime) -> Blueprint:
             }
         )
 
+    @admin.get("/openapi.json")
+    def admin_openapi():
+        return _json(admin_document())
+
+    _fault_routes(admin, runtime.faults, runtime.store)
     if journal is not None:
         _journal_routes(admin, journal)
     else:
 
         @admin.route("/requests", methods=["GET", "DELETE"])
+        @admin.post("/requests/count")
         def journal_off():
             raise Problem(404, "journal_off", "This server keeps no journal (--journal-size 0).")
 
@@ -101,6 +119,10 @@ def _journal_routes(admin: Blueprint, journal: Journal) -> None:
                 status=response.status_code,
                 code=call.problem_code,
                 duration_ms=(time.perf_counter() - call.started) * 1000,
+                plan=call.plan,
+                key_fingerprint=presented_key_fingerprint(),
+                model=call.model,
+                fault=call.fault.to_dict() if call.fault else None,
             )
         return response
 
@@ -117,8 +139,9 @@ def _journal_routes(admin: Blueprint, journal: Journal) -> None:
                 )
             # More than nine digits is more than any journal holds, and needs no int().
             limit = int(digits) if len(digits) <= 9 else 10**9
+        filters = _filters(request.args.to_dict())
         try:
-            entries = journal.texts(limit)
+            entries = journal.find(filters, limit)
         except StoreUnavailable as exc:
             raise _unavailable(exc) from exc
         # The entries are stored as the JSON they are served as: joined, not parsed again.
@@ -128,6 +151,14 @@ def _journal_routes(admin: Blueprint, journal: Journal) -> None:
         body = b'{"requests":[' + ",".join(entries).encode("ascii") + b"]," + tail[1:]
         return Response(body, mimetype="application/json")
 
+    @admin.post("/requests/count")
+    def count_requests():
+        filters = _filters(_json_body({}))
+        try:
+            return _json({"count": len(journal.find(filters))})
+        except StoreUnavailable as exc:
+            raise _unavailable(exc) from exc
+
     @admin.delete("/requests")
     def clear_requests():
         try:
@@ -135,6 +166,98 @@ def _journal_routes(admin: Blueprint, journal: Journal) -> None:
         except StoreUnavailable as exc:
             raise _unavailable(exc) from exc
         return Response(status=204)
+
+
+def _fault_routes(admin: Blueprint, faults: FaultChooser, store: StateStore) -> None:
+    """The seeded faults in force, and the sequences (see :mod:`mockserver.faults`)."""
+
+    def faults_state(plan):
+        return _json({"faults": plan.text() if plan else None})
+
+    @admin.get("/faults")
+    def get_faults():
+        return faults_state(_stored(faults.plan))
+
+    @admin.put("/faults")
+    def put_faults():
+        given = _json_body(None)
+        text = given.get("faults") if isinstance(given, dict) else 0
+        if not isinstance(text, str | None):
+            detail = "faults must be a string or null."
+            raise Problem(400, "invalid_request", detail, field="faults")
+        try:
+            return faults_state(_stored(lambda: faults.set_plan(text or "off")))
+        except ValueError as exc:
+            raise Problem(400, "invalid_request", f"{exc}.", field="faults") from None
+
+    @admin.delete("/faults")
+    def reset_faults():
+        _stored(lambda: faults.set_plan(None))
+        return Response(status=204)
+
+    @admin.get("/sequences")
+    def list_sequences():
+        return _json({"sequences": _stored(store.sequences)})
+
+    @admin.post("/sequences")
+    def add_sequences():
+        given = _json_body(None)
+        items = given.get("sequences", [given]) if isinstance(given, dict) else given
+        if not isinstance(items, list):
+            raise Problem(400, "invalid_request", "Send a sequence, or {sequences: [...]}.")
+        try:
+            parsed = [parse_sequence(item) for item in items[:MAX_SEQUENCE_ANSWERS]]
+        except ValueError as exc:
+            raise Problem(400, "invalid_request", f"{exc}.") from None
+        for name, answers in parsed:
+            if not _stored(lambda n=name, a=answers: store.sequence_add(
+                    n, a, max_total=MAX_SEQUENCE_ANSWERS)):  # fmt: skip
+                raise Problem(
+                    409,
+                    "sequences_full",
+                    f"The sequences may hold {MAX_SEQUENCE_ANSWERS} answers in all; "
+                    "DELETE /__admin/sequences to start again.",
+                )
+        return _json({"sequences": _stored(store.sequences)}, status=201)
+
+    @admin.delete("/sequences")
+    def clear_sequences():
+        _stored(store.sequences_clear)
+        return Response(status=204)
+
+
+def _stored(operation):
+    """``operation()`` on the state store, a 503 when it does not answer."""
+    try:
+        return operation()
+    except StoreUnavailable as exc:
+        raise _unavailable(exc) from exc
+
+
+def _json_body(default):
+    """The request's JSON object (*default* when there is no body), or a 400."""
+    data = request.get_data(cache=False)
+    if not data and default is not None:
+        return default
+    value = parse_json(data)
+    if not isinstance(value, dict | list):
+        raise Problem(400, "invalid_request", "The body must be a JSON object.")
+    return value
+
+
+def _filters(given) -> Filters:
+    if not isinstance(given, dict):
+        raise Problem(400, "invalid_request", "The filters are a JSON object.")
+    try:
+        return Filters.parse(given)
+    except ValueError as exc:
+        raise Problem(400, "invalid_request", f"{exc}.") from None
+
+
+@functools.cache
+def admin_document() -> dict:
+    """The admin surface's own OpenAPI document (``/__admin/openapi.json``)."""
+    return yaml.safe_load(ADMIN_SPEC_PATH.read_text(encoding="utf-8"))
 
 
 def _host_name() -> str:
@@ -186,5 +309,5 @@ def _unavailable(exc: StoreUnavailable) -> Problem:
     return Problem(503, "state_unavailable", detail, headers={"Retry-After": "1"})
 
 
-def _json(value) -> Response:
-    return Response(to_json(value), mimetype="application/json")
+def _json(value, status: int = 200) -> Response:
+    return Response(to_json(value), status=status, mimetype="application/json")

@@ -15,11 +15,16 @@ from flask import Blueprint, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from mockserver import core
+from mockserver.auth import bearer_token
+from mockserver.faults import FAULT, STATUS_KINDS, Fault, FaultChooser, status_answer
+from mockserver.latency import LATENCY_COUNTER
 from mockserver.problems import Problem
 from mockserver.ratelimit import Quota
+from mockserver.redact import fingerprint
 from mockserver.runtime import Runtime
 from mockserver.scenarios import Scenarios
 from mockserver.snapshot import Snapshot, to_json
+from mockserver.store import StoreUnavailable
 from mockserver.validation import parse_json
 
 API_PREFIX = "/api/v1"
@@ -36,6 +41,8 @@ class Call:
     quota: Quota | None = None
     body: bytes | None = None  # as read, for the journal
     problem_code: str | None = None
+    model: str | None = None  # the model asked for, for the journal
+    fault: Fault | None = None  # the fault injected into this answer, for the journal
 
 
 def current_call() -> Call:
@@ -47,6 +54,7 @@ def current_call() -> Call:
 def create_api(runtime: Runtime) -> Blueprint:
     api = Blueprint("api", __name__, url_prefix=API_PREFIX)
     config = runtime.config
+    faults = runtime.faults
 
     @api.before_request
     def authenticate():
@@ -54,6 +62,7 @@ def create_api(runtime: Runtime) -> Blueprint:
             return None
         call = current_call()
         call.snapshot = runtime.current()  # once: this request sees one spec throughout
+        _inject_fault(faults, call)
         scenario = _scenario(call.snapshot.scenarios)
         if scenario is not None:
             return scenario
@@ -65,6 +74,13 @@ def create_api(runtime: Runtime) -> Blueprint:
         if runtime.limiter is not None:
             plan = call.snapshot.spec.plans[call.plan]
             call.quota = runtime.limiter.take(call.key, call.plan, plan.requests_per_minute)
+
+    def generation_number() -> int:
+        """The generation's number in a seeded latency run, counted across workers."""
+        try:
+            return runtime.store.call(lambda: runtime.store.increment(LATENCY_COUNTER))
+        except StoreUnavailable:
+            return 0
 
     @api.after_request
     def rate_limit_fields(response: Response) -> Response:
@@ -87,13 +103,17 @@ def create_api(runtime: Runtime) -> Blueprint:
         data = g.call.body = request.get_data(cache=False)
         if len(data) > config.max_body_bytes:
             raise RequestEntityTooLarge()
+        body = parse_json(data)
+        model = body.get("model") if isinstance(body, dict) else None
+        g.call.model = model if isinstance(model, str) else g.call.snapshot.spec.default_model
         result = core.generate(
-            parse_json(data),
+            body,
             g.call.plan,
             snapshot=g.call.snapshot,
             backend=runtime.backend,
             admit=admit,
             latency=config.latency,
+            number=generation_number,
         )
         return Response(generation_json(result), mimetype="application/json")
 
@@ -104,6 +124,7 @@ def create_api(runtime: Runtime) -> Blueprint:
 
     @api.get("/models/<model_id>")
     def get_model(model_id: str):
+        g.call.model = model_id[:100]
         admit()
         body = g.call.snapshot.model_bodies.get(model_id)
         if body is None:
@@ -134,12 +155,58 @@ def generation_json(result: dict) -> bytes:
     return b"".join(parts)
 
 
+def presented_key_fingerprint() -> str | None:
+    """The fingerprint of the Bearer key the request presents, known to the server or not."""
+    key = bearer_token(request.headers.get("Authorization"))
+    return fingerprint(key) if key else None
+
+
+def _route() -> str:
+    """The OpenAPI path template of the request's route: ``/api/v1/models/{model_id}``."""
+    return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", request.url_rule.rule)
+
+
+def _inject_fault(faults: FaultChooser, call: Call) -> None:
+    """Apply this request's fault (see :mod:`mockserver.faults`): raise the injected 429 or 503,
+    or mark the answer for the transport fault."""
+    fault = faults.choose(
+        request.headers.get("Prefer"), presented_key_fingerprint(), request.method, request.path
+    )
+    if fault is None:
+        return
+    if fault.kind in STATUS_KINDS:
+        operation = call.snapshot.spec.document["paths"][_route()][request.method.lower()]
+        if fault.kind not in operation["responses"]:
+            if fault.source == "prefer":
+                raise Problem(
+                    400,
+                    "invalid_request",
+                    f"Prefer: fault={fault.kind} is not documented for {request.method} "
+                    f"{_route()}.",
+                    field="Prefer",
+                )
+            return  # the service would not answer this here: the request goes through
+        call.fault = fault
+        try:
+            _, plan = call.snapshot.keys.authenticate(request.headers.get("Authorization"))
+        except Problem:
+            plan = None
+        call.plan = plan  # for the journal
+        limit = call.snapshot.spec.plans[plan].requests_per_minute if plan else None
+        answer = status_answer(fault.kind, plan, limit)
+        if fault.source == "prefer":
+            answer.headers["Preference-Applied"] = f"fault={fault.kind}"
+        raise answer
+    call.fault = fault
+    request.environ[FAULT] = fault.kind
+
+
 def _scenario(scenarios: Scenarios | None) -> Response | None:
     """The documented response a ``Prefer`` header asks for, in mock mode."""
     prefer = request.headers.get("Prefer")
     if scenarios is None or not prefer or request.url_rule is None:
         return None
-    path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", request.url_rule.rule)
+    path = _route()
     allow = ", ".join(sorted(request.url_rule.methods - {"HEAD"}))
     documented = scenarios.respond(path, request.method, prefer, allow)
     if documented is None:

@@ -24,6 +24,7 @@ from mockserver.runtime import Runtime
 from mockserver.snapshot import modified, to_json
 from mockserver.spec import ApiSpec, load_spec
 from mockserver.store import StateStore
+from mockserver.transport import TransportFaults
 
 log = logging.getLogger("mockserver")
 access_log = logging.getLogger("mockserver.access")
@@ -61,6 +62,7 @@ def create_app(
     app.register_error_handler(Problem, _problem_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)
+    app.wsgi_app = TransportFaults(app.wsgi_app)  # a reset, empty, cut or slow answer
     return app
 
 

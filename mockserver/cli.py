@@ -76,7 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="delay answers: 'realistic' (each model's typical latency) or milliseconds",
     )
     parser.add_argument(
-        "--no-scenarios", action="store_true", help="ignore Prefer: code=/example= headers"
+        "--faults",
+        metavar="SPEC",
+        help="seeded faults, e.g. rate=0.05,kinds=reset+truncate+empty+429+503+slow,seed=7",
+    )
+    parser.add_argument(
+        "--sequences", type=Path, help="JSON or YAML list of sequences of answers to load at start"
+    )
+    parser.add_argument(
+        "--no-scenarios", action="store_true", help="ignore Prefer: code=/example=/fault= headers"
     )
     parser.add_argument(
         "--journal-size", type=int, help="requests kept by /__admin/requests (0: off; default 200)"
@@ -133,6 +141,10 @@ def environment_from_args(args: argparse.Namespace) -> dict[str, str]:
         env["MOCKSERVER_CORS_ORIGINS"] = args.cors_origins
     if args.latency:
         env["MOCKSERVER_LATENCY"] = args.latency
+    if args.faults:
+        env["MOCKSERVER_FAULTS"] = args.faults
+    if args.sequences:
+        env["MOCKSERVER_SEQUENCES"] = str(args.sequences.resolve())
     if args.no_scenarios:
         env["MOCKSERVER_SCENARIOS"] = "0"
     if args.journal_size is not None:
@@ -240,6 +252,8 @@ def _check_and_serve(args: argparse.Namespace) -> int:
         store = open_store(config.state)
         try:
             store.check()
+            if config.sequences:  # once, here: each worker would add them again
+                load_sequences_into(store, config.sequences)
         finally:
             store.close()
     except StoreUnavailable as exc:
@@ -267,6 +281,16 @@ def _check_and_serve(args: argparse.Namespace) -> int:
     with shared:
         serve(args.host, args.port, workers, threads)
     return 0
+
+
+def load_sequences_into(store, path: Path) -> None:
+    from mockserver.faults import MAX_SEQUENCE_ANSWERS, load_sequences
+
+    for name, answers in load_sequences(str(path)):
+        if not store.call(
+            lambda n=name, a=answers: store.sequence_add(n, a, max_total=MAX_SEQUENCE_ANSWERS)
+        ):
+            raise ValueError(f"{path}: more than {MAX_SEQUENCE_ANSWERS} answers in all")
 
 
 def _check_admin(config: Config, host: str) -> None:
@@ -312,6 +336,8 @@ def banner(config: Config, url: str) -> str:
         + ("per key, as the plans say" if config.rate_limits else "off"),
         "  keys" + (" (the development keys, public):" if dev_keys else " (from --keys):"),
     ]
+    if config.faults:
+        lines.insert(4, f"  faults: {config.faults} (never on /__admin)")
     for key, plan in config.keys.items():
         lines.append(f"    {plan:<10} {key if dev_keys else mask(key)}")
     key = next((k for k, plan in config.keys.items() if plan == "enterprise"), None)

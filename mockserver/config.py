@@ -35,7 +35,9 @@ class Config:
     cors_origins: list[str] = field(default_factory=lambda: ["*"])
     max_body_bytes: int = MAX_BODY_BYTES
     scenarios: bool = True  # honour `Prefer: code=...` / `example=...` (mock mode)
-    latency: str | None = None  # None, "realistic", or milliseconds as a string
+    latency: str | None = None  # None, "realistic", milliseconds or "lognormal:..." as a string
+    faults: str | None = None  # seeded faults, "rate=P,kinds=K+K,seed=N" (mockserver.faults)
+    sequences: Path | None = None  # a file of sequences the CLI loads into the store at start
     journal_size: int = 200  # requests kept by the journal; 0 turns it off
     journal_bytes: int = JOURNAL_BYTES  # and their size in all
     # Where rate-limit windows and the journal live: None (in memory, this process only),
@@ -65,6 +67,8 @@ class Config:
             "MOCKSERVER_CORS_ORIGINS": ("cors_origins", _origins),
             "MOCKSERVER_SCENARIOS": ("scenarios", _flag),
             "MOCKSERVER_LATENCY": ("latency", parse_latency),
+            "MOCKSERVER_FAULTS": ("faults", _faults),
+            "MOCKSERVER_SEQUENCES": ("sequences", Path),
             "MOCKSERVER_JOURNAL_SIZE": ("journal_size", _count),
             "MOCKSERVER_JOURNAL_BYTES": ("journal_bytes", _count),
             "MOCKSERVER_STATE": ("state", str),
@@ -111,22 +115,35 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def _faults(value: str) -> str | None:
+    from mockserver.faults import parse_faults
+
+    plan = parse_faults(value)
+    return plan.text() if plan else None
+
+
 def _origins(value: str) -> list[str]:
     return [origin.strip() for origin in value.split(",")]
 
 
 def parse_latency(value: str) -> str | None:
-    """``off``, ``realistic`` or a number of milliseconds."""
+    """``off``, ``realistic``, a number of milliseconds or ``lognormal:MEDIAN,SIGMA[,SEED]``."""
     value = value.strip().lower()
     if value in {"", "off", "0"}:
         return None
     if value == "realistic":
         return value
+    if value.startswith("lognormal:"):
+        from mockserver.latency import parse_lognormal
+
+        parse_lognormal(value)
+        return value
     try:
         milliseconds = float(value)
     except ValueError:
         raise ValueError(
-            f"latency {value!r}: expected off, realistic or a number of milliseconds"
+            f"latency {value!r}: expected off, realistic or a number of milliseconds "
+            "(or lognormal:MEDIAN,SIGMA[,SEED])"
         ) from None
     if not 0 <= milliseconds <= 600_000:
         raise ValueError(f"latency {value} ms is out of range (0-600000)")

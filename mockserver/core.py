@@ -9,8 +9,9 @@ import time
 from collections.abc import Callable
 
 from mockserver.backends import BackendUnavailable, ImageBackend
+from mockserver.latency import delay_ms, pause
 from mockserver.problems import Problem
-from mockserver.rules import Generation, check_plan, resolve_generation
+from mockserver.rules import check_plan, resolve_generation
 from mockserver.snapshot import Snapshot
 
 
@@ -22,12 +23,14 @@ def generate(
     backend: ImageBackend,
     admit: Callable[[], None] = lambda: None,
     latency: str | None = None,
+    number: Callable[[], int] = lambda: 0,
 ) -> dict:
     """Check *body* against the snapshot's spec and *plan*, then make the images.
 
     The checks run in the order the spec documents: schema and per-model rules (400), plan
     (403), then ``admit()`` (the rate limit: 429), then the backend (503). *latency* is
-    ``None``, ``"realistic"`` or milliseconds, as ``--latency`` takes it.
+    what ``--latency`` takes (see :mod:`mockserver.latency`); *number*() the generation's
+    number in a seeded run.
     """
     snapshot.validator.validate(body)
     generation = resolve_generation(body, snapshot.spec)
@@ -39,9 +42,7 @@ def generate(
         raise Problem(
             503, "model_unavailable", str(exc), headers={"Retry-After": str(exc.retry_after)}
         ) from exc
-    delay_ms = _delay_ms(generation, snapshot, latency)
-    if delay_ms:
-        time.sleep(delay_ms / 1000)
+    pause(delay_ms(generation, snapshot, latency, number))
     media_type = f"image/{generation.output_format}"
     return {
         # Unique, not secret: Python's generator (seeded from the OS once per process, and
@@ -63,22 +64,3 @@ def generate(
             for seed, data in zip(generation.image_seeds(), images, strict=True)
         ],
     }
-
-
-def _delay_ms(generation: Generation, snapshot: Snapshot, latency: str | None) -> float:
-    """``--latency``: off, a fixed number of milliseconds, or ``realistic``: the model's
-    typical latency scaled by steps, pixels and images."""
-    if not latency:
-        return 0.0
-    if latency != "realistic":
-        return float(latency)
-    model = snapshot.spec.models[generation.model]
-    scale = (
-        generation.num_inference_steps
-        / model.quality_steps
-        * generation.width
-        * generation.height
-        / (1024 * 1024)
-        * generation.num_images
-    )
-    return model.entry.get("typical_latency_ms", 0) * scale

@@ -22,9 +22,11 @@ so the bound in bytes is a bound on what a read returns.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from mockserver.config import JOURNAL_BYTES
 from mockserver.redact import redact_headers, redact_query, text_redactor
@@ -66,11 +68,17 @@ class Journal:
         status: int,
         code: str | None,
         duration_ms: float,
+        plan: str | None = None,
+        key_fingerprint: str | None = None,
+        model: str | None = None,
+        fault: dict | None = None,
     ) -> None:
         now = time.time()
         entry = self._entry(
             method=method, path=path, query=query, headers=headers, body=body, status=status,
             code=code, duration_ms=duration_ms, at=now,
+            found={"plan": plan, "key_fingerprint": key_fingerprint, "model": model,
+                   "fault": fault},
         )  # fmt: skip
         try:
             self.store.journal_add(entry, now, keep=self.size, max_bytes=self.max_bytes)
@@ -80,7 +88,9 @@ class Journal:
             with self._lock:
                 self._unsaved += 1
 
-    def _entry(self, *, method, path, query, headers, body: bytes, status, code, duration_ms, at):
+    def _entry(
+        self, *, method, path, query, headers, body: bytes, status, code, duration_ms, at, found
+    ):
         """One request as the journal keeps it: JSON text, redacted and bounded."""
         truncated: dict[str, int] = {}
         hide = self._hide
@@ -111,6 +121,12 @@ class Journal:
             "status": status,
             "code": code,
             "duration_ms": round(duration_ms, 2),
+            # What the filters of GET /__admin/requests match: the plan of a known key, the
+            # fingerprint of the key presented, the model asked for, the fault injected.
+            "plan": found["plan"],
+            "key_fingerprint": found["key_fingerprint"],
+            "model": hide(found["model"]) if found["model"] else None,
+            "fault": found["fault"],
             "truncated": truncated,
         }
         if not cut:
@@ -147,8 +163,76 @@ class Journal:
     def entries(self, limit: int | None = None) -> list[dict]:
         return [json.loads(text) for text in self.texts(limit)]
 
+    def find(self, filters: Filters, limit: int | None = None) -> list[str]:
+        """The newest entries (their JSON texts) that *filters* match, at most *limit*."""
+        texts = self.texts()
+        if filters.empty():
+            return texts[:limit]
+        found = [text for text in texts if filters.match(json.loads(text))]
+        return found[:limit]
+
     def clear(self) -> None:
         self.store.journal_clear()
+
+
+FILTERS = ("method", "path", "status", "code", "model", "plan", "key_fingerprint", "since")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What ``GET /__admin/requests`` and ``POST /__admin/requests/count`` match: each given
+    field equal (``method`` in any case; ``path`` exactly, or as a prefix when it ends in
+    ``*``), ``since`` a time in seconds since the epoch that the request is not older than."""
+
+    values: tuple[tuple[str, object], ...] = ()
+
+    @classmethod
+    def parse(cls, given: Mapping[str, object]) -> Filters:
+        """From query parameters (text) or a JSON object; ValueError naming the bad one."""
+        values = {}
+        for name, value in given.items():
+            if name == "limit":
+                continue
+            if name not in FILTERS:
+                known = ", ".join(FILTERS)
+                raise ValueError(f"{name[:40]!r} is not a filter; the filters are {known}")
+            if name in ("status", "since"):
+                number = _number(value)
+                if number is None or (name == "status" and not float(number).is_integer()):
+                    raise ValueError(f"{name} must be a number, not {str(value)[:40]!r}")
+                value = int(number) if name == "status" else number
+            elif not isinstance(value, str) or not value or len(value) > MAX_URI_CHARS:
+                raise ValueError(f"{name} must be a non-empty string")
+            values[name] = value.upper() if name == "method" else value
+        return cls(tuple(sorted(values.items())))
+
+    def empty(self) -> bool:
+        return not self.values
+
+    def match(self, entry: dict) -> bool:
+        for name, wanted in self.values:
+            value = entry.get(name if name != "since" else "time")
+            if name == "since":
+                if value is None or value < wanted:
+                    return False
+            elif name == "path" and isinstance(wanted, str) and wanted.endswith("*"):
+                if not str(value).startswith(wanted[:-1]):
+                    return False
+            elif value != wanted:
+                return False
+        return True
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value if math.isfinite(value) else None
+    try:
+        number = float(str(value))
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _encode(value) -> str:

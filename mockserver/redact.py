@@ -7,7 +7,7 @@ look like: a key of any shape (``sk_...`` or not, dotted, Basic) is masked whole
 - ``redact_query(query)``: the values of query parameters whose names look like credentials;
 - ``redact_text(text, secrets)``: every occurrence of the given secrets in free text
   (``text_redactor(secrets)``: the same, prepared once for many texts);
-- ``mask(secret)``: what is shown in place of one secret;
+- ``mask(secret)``: what is shown in place of one secret (``fingerprint(secret)``: its digits);
 - ``redacted_url(url)``: a store URL without its password, for logs.
 """
 
@@ -30,11 +30,15 @@ _SECRET_NAME = re.compile(
 )
 
 
+def fingerprint(secret: str) -> str:
+    """A short SHA-256 fingerprint of *secret* (8 hex digits): tells keys apart, shows none."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
 def mask(secret: str) -> str:
-    """A stand-in for *secret* that shows none of it: a short SHA-256 fingerprint, so that log
-    lines about the same key can be told apart from those about another."""
-    digest = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"[redacted {digest}]"
+    """A stand-in for *secret* that shows none of it: its fingerprint, so that log lines about
+    the same key can be told apart from those about another."""
+    return f"[redacted {fingerprint(secret)}]"
 
 
 def redact_credential(value: str) -> str:

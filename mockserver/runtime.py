@@ -1,5 +1,5 @@
 """The long-lived half of the server: what is built once per worker and outlives every reload
-of the spec (the backend, the state store, the rate limiter, the journal)."""
+of the spec (the backend, the state store, the rate limiter, the journal, the faults)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mockserver.backends import ImageBackend
 from mockserver.config import Config
+from mockserver.faults import FaultChooser, parse_faults
 from mockserver.journal import Journal
 from mockserver.ratelimit import RateLimiter
 from mockserver.snapshot import LiveSpec, Snapshot
@@ -41,6 +42,7 @@ class Runtime:
             if config.journal_size
             else None
         )
+        self.faults = FaultChooser(self.store, parse_faults(config.faults), config.scenarios)
         self.live = LiveSpec(self.snapshot_of(spec), spec_path, spec_stamp, self._reread)
 
     def snapshot_of(self, spec: ApiSpec) -> Snapshot:

@@ -16,8 +16,8 @@ class StoreUnavailable(Exception):
 
 
 class StateStore(ABC):
-    """Rate-limit counters and the request journal, shared by every worker that opens the
-    same store."""
+    """Rate-limit counters, the request journal and the faults' state, shared by every worker
+    that opens the same store."""
 
     url: str
     limits_storage: Storage  # where the rate limiter keeps its moving windows
@@ -57,6 +57,41 @@ class StateStore(ABC):
     @abstractmethod
     def unsaved(self) -> int:
         """Journal rows that could not be stored, over all workers since the store was new."""
+
+    # Faults (mockserver.faults): a setting every worker reads, a shared request count, and
+    # sequences of answers waiting for a key's next requests.
+
+    @abstractmethod
+    def setting(self, name: str) -> str | None:
+        """A value set with :meth:`set_setting`, or None."""
+
+    @abstractmethod
+    def set_setting(self, name: str, value: str | None) -> None:
+        """Set (None: remove) a setting that every worker sharing the store sees at once."""
+
+    @abstractmethod
+    def increment(self, name: str) -> int:
+        """Add one to the counter *name* and return it: 1, 2, 3... across every worker."""
+
+    @abstractmethod
+    def reset_counter(self, name: str) -> None: ...
+
+    @abstractmethod
+    def sequence_add(self, name: str, answers: list[str], *, max_total: int) -> bool:
+        """Append *answers* to the sequence *name*; False (and nothing added) when all the
+        sequences together would then hold more than *max_total* answers."""
+
+    @abstractmethod
+    def sequence_take(self, names: list[str]) -> str | None:
+        """Remove and return the first answer of the first of *names* that has one, atomically
+        (two workers never take the same answer)."""
+
+    @abstractmethod
+    def sequences(self) -> dict[str, list[str]]:
+        """Every sequence with answers left, by name."""
+
+    @abstractmethod
+    def sequences_clear(self) -> None: ...
 
     def call(self, operation):
         """``operation()``, with the store's own errors raised as :class:`StoreUnavailable`."""

@@ -68,6 +68,9 @@ class EmbeddedStore(StateStore):
             "tally (name TEXT PRIMARY KEY, value INTEGER)",
             HITS_TABLE,
             "counters (key TEXT PRIMARY KEY, value INTEGER, expires REAL)",
+            "settings (name TEXT PRIMARY KEY, value TEXT)",
+            # One row per waiting answer; a sequence's answers are taken in id order.
+            "sequences (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, answer TEXT)",
         ):
             self._db.execute(f"CREATE TABLE IF NOT EXISTS {table}")
         self._db.execute(HITS_INDEX)
@@ -241,6 +244,65 @@ class EmbeddedStore(StateStore):
         with self.reading() as db:
             row = db.execute("SELECT value FROM tally WHERE name = 'unsaved'").fetchone()
         return row[0] if row else 0
+
+    def setting(self, name: str) -> str | None:
+        with self.reading() as db:
+            row = db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_setting(self, name: str, value: str | None) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM settings WHERE name = ?", (name,))
+            if value is not None:
+                db.execute("INSERT INTO settings (name, value) VALUES (?, ?)", (name, value))
+
+    def increment(self, name: str) -> int:
+        with self.transaction() as db:
+            return db.execute(
+                "INSERT INTO tally (name, value) VALUES (?, 1) "
+                "ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
+                ("counter:" + name,),
+            ).fetchone()[0]
+
+    def reset_counter(self, name: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM tally WHERE name = ?", ("counter:" + name,))
+
+    def sequence_add(self, name: str, answers: list[str], *, max_total: int) -> bool:
+        with self.transaction() as db:
+            (total,) = db.execute("SELECT COUNT(*) FROM sequences").fetchone()
+            if total + len(answers) > max_total:
+                return False
+            db.executemany(
+                "INSERT INTO sequences (name, answer) VALUES (?, ?)",
+                [(name, answer) for answer in answers],
+            )
+            return True
+
+    def sequence_take(self, names: list[str]) -> str | None:
+        with self.reading() as db:  # the common case, no sequence at all, takes no write lock
+            if db.execute("SELECT 1 FROM sequences LIMIT 1").fetchone() is None:
+                return None
+        with self.transaction() as db:
+            for name in names:
+                row = db.execute(
+                    "SELECT id, answer FROM sequences WHERE name = ? ORDER BY id LIMIT 1", (name,)
+                ).fetchone()
+                if row is not None:
+                    db.execute("DELETE FROM sequences WHERE id = ?", (row[0],))
+                    return row[1]
+        return None
+
+    def sequences(self) -> dict[str, list[str]]:
+        waiting: dict[str, list[str]] = {}
+        with self.reading() as db:
+            for name, answer in db.execute("SELECT name, answer FROM sequences ORDER BY id"):
+                waiting.setdefault(name, []).append(answer)
+        return waiting
+
+    def sequences_clear(self) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM sequences")
 
     def check(self) -> None:
         with self.reading() as db:

@@ -45,6 +45,10 @@ class RedisStore(StateStore):
         self._journal = self.PREFIX + "requests"
         self._journal_bytes = self.PREFIX + "requests:bytes"
         self._journal_add = self._redis.register_script(_JOURNAL_ADD)
+        self._sequence_names = self.PREFIX + "sequences"
+        self._sequence_total = self.PREFIX + "sequences:total"
+        self._sequence_add = self._redis.register_script(_SEQUENCE_ADD)
+        self._sequence_take = self._redis.register_script(_SEQUENCE_TAKE)
         self._lock = threading.Lock()
         self._down_since: float | None = None
         self._retry_at = 0.0
@@ -94,7 +98,7 @@ class RedisStore(StateStore):
 
     def journal_rows(self, limit: int) -> list[str]:
         rows = self.call(lambda: self._redis.lrange(self._journal, 0, limit - 1))
-        return [row if isinstance(row, str) else row.decode() for row in rows]
+        return [_text(row) for row in rows]
 
     def journal_clear(self) -> None:
         self.call(lambda: self._redis.delete(self._journal, self._journal_bytes))
@@ -105,8 +109,64 @@ class RedisStore(StateStore):
     def unsaved(self) -> int:
         return int(self.call(lambda: self._redis.get(self.PREFIX + "unsaved")) or 0)
 
+    def setting(self, name: str) -> str | None:
+        value = self.call(lambda: self._redis.hget(self.PREFIX + "settings", name))
+        return None if value is None else _text(value)
+
+    def set_setting(self, name: str, value: str | None) -> None:
+        key = self.PREFIX + "settings"
+        if value is None:
+            self.call(lambda: self._redis.hdel(key, name))
+        else:
+            self.call(lambda: self._redis.hset(key, name, value))
+
+    def increment(self, name: str) -> int:
+        return int(self.call(lambda: self._redis.hincrby(self.PREFIX + "counters", name, 1)))
+
+    def reset_counter(self, name: str) -> None:
+        self.call(lambda: self._redis.hdel(self.PREFIX + "counters", name))
+
+    def sequence_add(self, name: str, answers: list[str], *, max_total: int) -> bool:
+        keys = [self._sequence_names, self._sequence_total, self._sequence_key(name)]
+        added = self.call(lambda: self._sequence_add(keys=keys, args=[name, max_total, *answers]))
+        return bool(added)
+
+    def sequence_take(self, names: list[str]) -> str | None:
+        keys = [self._sequence_names, self._sequence_total, *map(self._sequence_key, names)]
+        answer = self.call(lambda: self._sequence_take(keys=keys, args=names))
+        return None if answer is None else _text(answer)
+
+    def sequences(self) -> dict[str, list[str]]:
+        def read():
+            names = sorted(map(_text, self._redis.smembers(self._sequence_names)))
+            pipe = self._redis.pipeline()
+            for name in names:
+                pipe.lrange(self._sequence_key(name), 0, -1)
+            return dict(zip(names, pipe.execute(), strict=True))
+
+        return {
+            name: [_text(answer) for answer in answers]
+            for name, answers in self.call(read).items()
+            if answers
+        }
+
+    def sequences_clear(self) -> None:
+        def clear():
+            names = self._redis.smembers(self._sequence_names)
+            keys = [self._sequence_key(_text(name)) for name in names]
+            self._redis.delete(self._sequence_names, self._sequence_total, *keys)
+
+        self.call(clear)
+
+    def _sequence_key(self, name: str) -> str:
+        return self.PREFIX + "sequence:" + name
+
     def close(self) -> None:
         self._redis.close()
+
+
+def _text(value: bytes | str) -> str:
+    return value if isinstance(value, str) else value.decode()
 
 
 # Push an entry (ASCII JSON, so that its length in Lua is its length in characters) and drop the
@@ -120,4 +180,29 @@ while count > 0 and (count > keep or total > max_bytes) do
     count = count - 1
 end
 if count == 0 then redis.call('DEL', KEYS[2]) end
+"""
+
+# Sequences: a list per name (KEYS[3]), the set of names (KEYS[1]) and the count of answers
+# waiting in all of them (KEYS[2]), which bounds what may be added.
+_SEQUENCE_ADD = """
+local total = tonumber(redis.call('GET', KEYS[2]) or '0')
+local max_total = tonumber(ARGV[2])
+if total + #ARGV - 2 > max_total then return 0 end
+for i = 3, #ARGV do redis.call('RPUSH', KEYS[3], ARGV[i]) end
+redis.call('INCRBY', KEYS[2], #ARGV - 2)
+redis.call('SADD', KEYS[1], ARGV[1])
+return 1
+"""
+
+# Take the first answer of the first sequence that has one (KEYS[3..], named ARGV[1..]).
+_SEQUENCE_TAKE = """
+for i = 3, #KEYS do
+    local answer = redis.call('LPOP', KEYS[i])
+    if answer then
+        redis.call('DECR', KEYS[2])
+        if redis.call('LLEN', KEYS[i]) == 0 then redis.call('SREM', KEYS[1], ARGV[i - 2]) end
+        return answer
+    end
+end
+return false
 """

@@ -175,3 +175,30 @@ def test_the_client_readme_example_runs(venvs, installed_mock, tmp_path):
 
 
 MOCK_URL = "http://127.0.0.1:8000"
+
+
+def test_the_consumers_pytest_plugin_works_from_the_installed_wheel(venvs, tmp_path):
+    """``pytest -p mockserver.testing`` in a fresh venv holding the imageapi-mock wheel (and
+    pytest, which the consumer brings): the fixture starts the installed server."""
+    from tests.e2e.test_testing_plugin import CONSUMER_TESTS
+
+    bin_dir = venvs["imageapi-mock"]
+    install = subprocess.run(
+        [bin_dir / "pip", "install", "--quiet", "--disable-pip-version-check", PYTEST],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
+    (tmp_path / "test_consumer.py").write_text(CONSUMER_TESTS)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    result = subprocess.run(
+        [bin_dir / "python", "-m", "pytest", "-p", "mockserver.testing", "-q", "-p",
+         "no:cacheprovider", "test_consumer.py"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert re.search(r"\b3 passed\b", result.stdout), result.stdout[-2000:]
+
+
+PYTEST = "pytest==9.0.3"  # the test extra's pin
