@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -226,8 +227,8 @@ class Filters:
 def _number(value) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return value if math.isfinite(value) else None
+    if isinstance(value, int | float):  # an int past a float's range is no status or time
+        return value if abs(value) <= sys.float_info.max and math.isfinite(value) else None
     try:
         number = float(str(value))
     except ValueError:

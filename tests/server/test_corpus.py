@@ -15,10 +15,12 @@ KEY = KEY_FOR_PLAN["enterprise"]
 GENERATE = "/api/v1/generate"
 
 
-def post(body: bytes, *, content_type="application/json", extra="", key=True) -> bytes:
+def post(
+    body: bytes, *, content_type="application/json", extra="", key=True, path=GENERATE
+) -> bytes:
     authorization = f"Authorization: Bearer {KEY}\r\n" if key else ""
     return (
-        f"POST {GENERATE} HTTP/1.1\r\nHost: localhost\r\n{authorization}"
+        f"POST {path} HTTP/1.1\r\nHost: localhost\r\n{authorization}"
         f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n{extra}"
         "Connection: close\r\n\r\n"
     ).encode() + body
@@ -127,6 +129,8 @@ CORPUS = [
     ("journal limit of 5000 digits", get("/__admin/requests?limit=" + "0" * 5000), {400}),
     ("journal limit of 5000 nines", get("/__admin/requests?limit=" + "9" * 5000), {200}),
     ("query of 8000 percent escapes", get(MODELS + "?" + "%ff" * 2600), {200}),
+    ("journal count, a status of 400 digits",
+     post(b'{"status": 1' + b"0" * 400 + b"}", path="/__admin/requests/count"), {400}),
 ]  # fmt: skip
 
 
