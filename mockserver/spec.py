@@ -74,6 +74,7 @@ def build_spec(document: dict) -> ApiSpec:
         operation = document["paths"][GENERATE_PATH]["post"]
         request_schema = operation["requestBody"]["content"]["application/json"]["schema"]
         catalog = document[CATALOG_KEY]
+        document["x-imageapi-cors"]  # the CORS rules the HTTP layer serves
     except KeyError as exc:
         raise SpecError(f"the spec lacks {exc}") from exc
 

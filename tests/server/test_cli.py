@@ -140,7 +140,7 @@ def test_bad_settings_and_key_files_fail_fast_and_say_why(tmp_path):
     empty.write_text("{}\n")
     for args, says in [
         (("--latency", "fast"), "expected off, realistic or a number of milliseconds"),
-        (("--journal-size", "-1"), "MOCKSERVER_JOURNAL_SIZE: '-1' is not a whole number"),
+        (("--journal-size", "-1"), "--journal-size: '-1' is not a whole number"),
         (("--keys", str(broken)), f"{broken}: not valid YAML"),
         (("--keys", str(empty)), f"{empty}: no keys"),
     ]:
