@@ -27,7 +27,7 @@ def load_keys(path: str | Path) -> dict[str, str]:
     try:
         entries = _json_entries(text) if kind == "JSON" else _yaml_entries(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: not valid {kind}: {exc}") from None
+        raise ValueError(f"{path}: not valid {kind}: {_one_line(exc)}") from None
     if entries is None or not all(
         isinstance(key, str) and isinstance(plan, str) for key, plan, _ in entries
     ):
@@ -43,6 +43,13 @@ def load_keys(path: str | Path) -> dict[str, str]:
             raise ValueError(f"{path} line {line}: {problem}: no request could use it")
         seen[key] = line
     return {key: plan for key, plan, _ in entries}
+
+
+def _one_line(error: Exception) -> str:
+    """A parser's error in one line: YAML's quotes the text around the error over several."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        return f"line {error.problem_mark.line + 1}: {error.problem}"
+    return str(error).replace("\n", " ")
 
 
 def key_problem(key: str) -> str | None:
