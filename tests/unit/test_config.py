@@ -28,13 +28,50 @@ TABLE_START = "<!-- settings table:"
 TABLE_END = "<!-- end of settings table -->"
 
 # Every option and variable the server had before the table: none may go.
-OPTIONS = """--host --port --backend --models-dir --backend-option --keys --spec --workers --threads
-    --rate-limits --no-rate-limits --state --keep-state --cors-origins --latency --no-scenarios
-    --journal-size --journal-bytes --admin-token --admin-open --quiet --no-reload
-    --list-backends""".split()
-VARIABLES = """SPEC KEYS BACKEND BACKEND_OPTIONS RATE_LIMITS CORS_ORIGINS SCENARIOS LATENCY
-    JOURNAL_SIZE JOURNAL_BYTES STATE RELOAD BODY_TIMEOUT WORK_SLOTS ADMIN_TOKEN ADMIN_OPEN
-    QUIET""".split()
+OPTIONS = [
+    "--host",
+    "--port",
+    "--backend",
+    "--models-dir",
+    "--backend-option",
+    "--keys",
+    "--spec",
+    "--workers",
+    "--threads",
+    "--rate-limits",
+    "--no-rate-limits",
+    "--state",
+    "--keep-state",
+    "--cors-origins",
+    "--latency",
+    "--no-scenarios",
+    "--journal-size",
+    "--journal-bytes",
+    "--admin-token",
+    "--admin-open",
+    "--quiet",
+    "--no-reload",
+    "--list-backends",
+]
+VARIABLES = [
+    "SPEC",
+    "KEYS",
+    "BACKEND",
+    "BACKEND_OPTIONS",
+    "RATE_LIMITS",
+    "CORS_ORIGINS",
+    "SCENARIOS",
+    "LATENCY",
+    "JOURNAL_SIZE",
+    "JOURNAL_BYTES",
+    "STATE",
+    "RELOAD",
+    "BODY_TIMEOUT",
+    "WORK_SLOTS",
+    "ADMIN_TOKEN",
+    "ADMIN_OPEN",
+    "QUIET",
+]
 
 
 def parse(*argv: str):
