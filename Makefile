@@ -18,7 +18,7 @@ TYPESCRIPT_VERSION := 5.9.3
 OPENAPI_FETCH_VERSION := 0.17.0
 NODE_TYPES_VERSION := 20.19.43
 
-.PHONY: install dists run test lint format bench bench-gpu bench-ray bench-slow fuzz st contract contract-prism mutants client client-check clean
+.PHONY: install dists run test lint typecheck format bench bench-gpu bench-ray bench-slow fuzz st contract contract-prism mutants client client-check clean
 
 install: $(STAMP)
 
@@ -62,12 +62,17 @@ $(REDIS_SERVER):
 test: $(STAMP) lint client-check $(CHROMIUM) $(REDIS_SERVER)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP) $(TOOLS)/.installed
+lint: $(STAMP) $(TOOLS)/.installed typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/openapi-spec-validator openapi.yaml
 	$(TOOLS)/node_modules/.bin/redocly lint openapi.yaml
+
+# mypy over mockserver and contract_tests, configured in pyproject.toml ([tool.mypy]): strict on
+# the pure modules, checked elsewhere.
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 # Clients generated from openapi.yaml; never edit them by hand. The Python generator runs the
 # pinned ruff as its formatter, so it needs the venv on PATH.

@@ -203,11 +203,11 @@ def banner(config: Config, url: str) -> str:
     ]
     for key, plan in config.keys.items():
         lines.append(f"    {plan:<10} {key if dev_keys else mask(key)}")
-    key = next((k for k, plan in config.keys.items() if plan == "enterprise"), None)
-    if dev_keys and key:
+    example = next((k for k, plan in config.keys.items() if plan == "enterprise"), None)
+    if dev_keys and example:
         lines += [
             "  try it:",
-            f"    curl -s {url}/api/v1/generate -H 'Authorization: Bearer {key}' \\",
+            f"    curl -s {url}/api/v1/generate -H 'Authorization: Bearer {example}' \\",
             "      -H 'Content-Type: application/json' -d '{\"prompt\": \"a red fox\"}'",
         ]
     return "\n".join(lines)

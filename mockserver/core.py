@@ -7,6 +7,7 @@ import base64
 import secrets
 import time
 from collections.abc import Callable
+from typing import Any
 
 from mockserver.backends import BackendUnavailable, ImageBackend
 from mockserver.problems import Problem
@@ -15,14 +16,14 @@ from mockserver.snapshot import Snapshot
 
 
 def generate(
-    body,
+    body: Any,
     plan: str,
     *,
     snapshot: Snapshot,
     backend: ImageBackend,
     admit: Callable[[], None] = lambda: None,
     latency: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Check *body* against the snapshot's spec and *plan*, then make the images.
 
     The checks run in the order the spec documents: schema and per-model rules (400), plan
@@ -79,4 +80,4 @@ def _delay_ms(generation: Generation, snapshot: Snapshot, latency: str | None) -
         / (1024 * 1024)
         * generation.num_images
     )
-    return model.entry.get("typical_latency_ms", 0) * scale
+    return float(model.entry.get("typical_latency_ms", 0)) * scale

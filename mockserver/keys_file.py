@@ -28,21 +28,24 @@ def load_keys(path: str | Path) -> dict[str, str]:
         entries = _json_entries(text) if kind == "JSON" else _yaml_entries(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise ValueError(f"{path}: not valid {kind}: {_one_line(exc)}") from None
-    if entries is None or not all(
-        isinstance(key, str) and isinstance(plan, str) for key, plan, _ in entries
-    ):
+    texts = [
+        (key, plan, line)
+        for key, plan, line in entries or []
+        if isinstance(key, str) and isinstance(plan, str)
+    ]
+    if entries is None or len(texts) != len(entries):
         raise ValueError(f"{path}: expected a mapping of API key to plan id")
-    if not entries:
+    if not texts:
         raise ValueError(f"{path}: no keys: no request could be answered")
     seen: dict[str, int] = {}
-    for key, _, line in entries:
+    for key, _, line in texts:
         problem = key_problem(key)
         if problem is None and key in seen:
             problem = f"the key of line {seen[key]} again"
         if problem:
             raise ValueError(f"{path} line {line}: {problem}: no request could use it")
         seen[key] = line
-    return {key: plan for key, plan, _ in entries}
+    return {key: plan for key, plan, _ in texts}
 
 
 def _one_line(error: Exception) -> str:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TypeVar
 
 from limits.storage import Storage
+
+T = TypeVar("T")
 
 
 class StoreUnavailable(Exception):
@@ -39,7 +43,7 @@ class StateStore(ABC):
     def unsaved(self) -> int:
         """Journal rows that could not be stored, over all workers since the store was new."""
 
-    def call(self, operation):
+    def call(self, operation: Callable[[], T]) -> T:
         """``operation()``, with the store's own errors raised as :class:`StoreUnavailable`."""
         return operation()
 
