@@ -34,6 +34,7 @@ from mockserver.keys_file import load_keys
 from mockserver.spec import DEFAULT_SPEC_PATH
 
 ENV_PREFIX = "MOCKSERVER_"
+T = TypeVar("T")
 # Development keys, one per plan, documented in the README. Replace them with --keys FILE.
 DEV_KEYS = {
     "sk_test_free_0123456789abcdef": "free",
@@ -80,7 +81,9 @@ class Setting:
         return self.option if self.flag else self.variable
 
 
-def setting(default: Any = MISSING, *, factory: Any = MISSING, secret: bool = False, **row: Any):
+def setting(
+    default: Any = MISSING, *, factory: Any = MISSING, secret: bool = False, **row: Any
+) -> Any:
     """A dataclass field that is a row of the table (*row*: :class:`Setting`'s fields)."""
     metadata = {_SETTING: Setting(**row)}
     if factory is not MISSING:
@@ -322,9 +325,6 @@ class Config:
         """The defaults, with each setting from *given* (the command line's texts by setting
         name) or else from its ``MOCKSERVER_*`` variable in *environ* applied."""
         return read(cls, environ, given or {})
-
-
-T = TypeVar("T")
 
 
 def table(*classes: type) -> list[Setting]:
