@@ -17,8 +17,9 @@ OPENAPI_TS_VERSION := 7.13.0
 TYPESCRIPT_VERSION := 5.9.3
 OPENAPI_FETCH_VERSION := 0.17.0
 NODE_TYPES_VERSION := 20.19.43
+API_SMART_DIFF_VERSION := 1.0.6
 
-.PHONY: install dists run test lint typecheck format bench bench-gpu bench-ray bench-slow fuzz st contract contract-prism mutants client client-check clean
+.PHONY: install dists run test lint typecheck format spec-diff spec-history bench bench-gpu bench-ray bench-slow fuzz st contract contract-prism mutants client client-check clean
 
 install: $(STAMP)
 
@@ -41,7 +42,8 @@ $(TOOLS)/.installed: Makefile
 	cd $(TOOLS) && npm install --no-fund --no-audit --silent \
 		@stoplight/prism-cli@$(PRISM_VERSION) @redocly/cli@$(REDOCLY_VERSION) \
 		openapi-typescript@$(OPENAPI_TS_VERSION) typescript@$(TYPESCRIPT_VERSION) \
-		openapi-fetch@$(OPENAPI_FETCH_VERSION) @types/node@$(NODE_TYPES_VERSION)
+		openapi-fetch@$(OPENAPI_FETCH_VERSION) @types/node@$(NODE_TYPES_VERSION) \
+		api-smart-diff@$(API_SMART_DIFF_VERSION)
 	touch $@
 
 run: $(RUN_STAMP)
@@ -68,6 +70,20 @@ lint: $(STAMP) $(TOOLS)/.installed typecheck
 	$(BIN)/lint-imports
 	$(BIN)/openapi-spec-validator openapi.yaml
 	$(TOOLS)/node_modules/.bin/redocly lint openapi.yaml
+	@tag=$$(git describe --tags --abbrev=0 2>/dev/null || true); \
+	if [ -n "$$tag" ]; then $(BIN)/python -m contract_tests.spec_diff --base "$$tag" openapi.yaml; \
+	else echo "spec-diff: no release tag yet, so openapi.yaml has nothing to be compared with"; fi
+
+# Every change of openapi.yaml since BASE (a git revision: origin/main, the last tag...),
+# classified; fails when info.version does not follow. make spec-diff BASE=origin/main FORMAT=markdown
+BASE ?= $(shell git describe --tags --abbrev=0 2>/dev/null || echo HEAD)
+FORMAT ?= text
+spec-diff: $(STAMP)
+	$(BIN)/python -m contract_tests.spec_diff --base $(BASE) --format $(FORMAT) openapi.yaml
+
+# The same gate over this repository's history: each commit that changed openapi.yaml.
+spec-history: $(STAMP)
+	$(BIN)/python scripts/spec_history.py
 
 # mypy over mockserver and contract_tests, configured in pyproject.toml ([tool.mypy]): strict on
 # the pure modules, checked elsewhere.

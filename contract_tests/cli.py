@@ -23,7 +23,9 @@ import pytest
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 # name -> the module whose main(argv) runs it; anything else runs the suite.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "diff": "contract_tests.spec_diff",
+}
 
 
 def pytest_args(argv: list[str]) -> list[str]:

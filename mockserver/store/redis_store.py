@@ -58,7 +58,7 @@ class RedisStore(StateStore):
         """Run ``operation()`` against Redis, or raise :class:`StoreUnavailable` (at once
         while an outage is known, so that requests do not queue behind timeouts)."""
         if self._down_since is not None and time.monotonic() < self._retry_at:
-            raise StoreUnavailable(f"{self.url} is unreachable")
+            raise StoreUnavailable(f"{redacted(self.url)} is unreachable")
         try:
             result = operation()
         except self._errors as exc:

@@ -1,7 +1,10 @@
-"""The README is executed, so that it cannot rot: every shell, Python and JavaScript block runs
-against a started mock (its ``http://127.0.0.1:8000`` pointed at the test server), unless the
-line before the block says ``<!-- not run: why -->``; the TypeScript excerpt is checked against
-the example that ``make client-check`` type-checks; the key table's keys get their plans."""
+"""The docs are executed, so that they cannot rot: every shell, Python and JavaScript block of
+README.md, ARCHITECTURE.md, CONTRIBUTING.md and docs/*.md runs against a started mock (its
+``http://127.0.0.1:8000`` pointed at the test server), unless the line before the block says
+``<!-- not run: why -->``, and prints what each ``<!-- prints: TEXT -->`` line after it
+says; the TypeScript excerpt is type-checked against the generated types;
+the README's key table's keys get their plans; every relative link leads to a file and heading
+that exist; the README stays short; and no figure names a commit or an issue."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
@@ -19,6 +23,7 @@ import requests
 from tests.support import ROOT
 
 README = ROOT / "README.md"
+DOCS = [README, ROOT / "ARCHITECTURE.md", ROOT / "CONTRIBUTING.md", *sorted(ROOT.glob("docs/*.md"))]
 MOCK_URL = "http://127.0.0.1:8000"
 RUNNERS = {
     "bash": lambda code: ["bash", "-euo", "pipefail", "-c", code],
@@ -27,21 +32,28 @@ RUNNERS = {
     "js": lambda code: ["node", "--input-type=module", "-e", code],
 }
 NOT_RUN = re.compile(r"<!-- not run: (.+?) -->\s*$")
+# A line after a block's closing fence: what its output must contain (case aside), so that a
+# block which still runs but no longer shows what the text around it says fails.
+PRINTS = re.compile(r"<!-- prints: (.+?) -->\s*$")
+# As many blocks as the docs ran when they were written; fewer means one was lost or muted.
+MIN_EXECUTED_BLOCKS = 15
 
 
 @dataclass
 class Block:
+    path: Path
     language: str
     code: str
     line: int
-    not_run: str | None  # why, when the README says so
+    not_run: str | None  # why, when the file says so
+    prints: tuple[str, ...] = ()  # what its output must contain
 
     def __str__(self) -> str:
-        return f"README.md:{self.line} ({self.language})"
+        return f"{self.path.relative_to(ROOT)}:{self.line} ({self.language})"
 
 
-def readme_blocks() -> list[Block]:
-    blocks, lines = [], README.read_text(encoding="utf-8").splitlines()
+def blocks_of(path: Path) -> list[Block]:
+    blocks, lines = [], path.read_text(encoding="utf-8").splitlines()
     index = 0
     while index < len(lines):
         opening = re.match(r"^```(\w*)\s*$", lines[index])
@@ -50,25 +62,37 @@ def readme_blocks() -> list[Block]:
             continue
         end = lines.index("```", index + 1)
         marker = NOT_RUN.match(lines[index - 1]) if index else None
+        prints = []
+        while end + 1 + len(prints) < len(lines):
+            expected = PRINTS.match(lines[end + 1 + len(prints)])
+            if not expected:
+                break
+            prints.append(expected.group(1))
         blocks.append(
             Block(
+                path,
                 opening.group(1),
                 "\n".join(lines[index + 1 : end]) + "\n",
                 index + 1,
                 marker.group(1) if marker else None,
+                tuple(prints),
             )
         )
-        index = end + 1
+        index = end + 1 + len(prints)
     return blocks
 
 
-RUNNABLE = [block for block in readme_blocks() if block.language in RUNNERS]
+ALL_BLOCKS = [block for path in DOCS for block in blocks_of(path)]
+RUNNABLE = [block for block in ALL_BLOCKS if block.language in RUNNERS]
 
 
 def test_every_runnable_block_runs_or_says_why_not():
-    assert len([block for block in RUNNABLE if not block.not_run]) >= 4
-    for block in readme_blocks():
+    assert len([block for block in RUNNABLE if not block.not_run]) >= MIN_EXECUTED_BLOCKS
+    for block in ALL_BLOCKS:
         assert block.language, f"{block}: name the block's language"
+    for path in DOCS:  # an indented fence (in a list item) would be read as no block at all
+        indented = re.search(r"^[ \t]+```\w", path.read_text(encoding="utf-8"), flags=re.M)
+        assert indented is None, f"{path.relative_to(ROOT)}: start blocks in the first column"
 
 
 def run_block(block: Block, server, code: str | None = None) -> str:
@@ -86,21 +110,40 @@ def run_block(block: Block, server, code: str | None = None) -> str:
 
 
 @pytest.mark.parametrize("block", RUNNABLE, ids=str)
-def test_readme_block_runs(block, server):
+def test_docs_block_runs(block, server):
     if block.not_run:
         pytest.skip(f"{block}: {block.not_run}")
     output = run_block(block, server)
-    if SEED_REQUEST in block.code or SEED_REQUEST_JS in block.code:
+    for expected in block.prints:
+        assert expected.lower() in output.lower(), f"{block}: {expected!r} not in {output[:2000]}"
+    if is_seed_request(block):
         _assert_seed_generation(block, output)
 
 
 # The model page's request, as its curl/Python and JavaScript snippets write it.
 SEED_REQUEST = '"prompt": "a cinematic mountain landscape at sunrise"'
 SEED_REQUEST_JS = 'prompt: "a cinematic mountain landscape at sunrise"'
+SEED_REQUEST_CLIENT = 'prompt="a cinematic mountain landscape at sunrise"'
+SEED_REQUESTS = (SEED_REQUEST, SEED_REQUEST_JS, SEED_REQUEST_CLIENT)
+
+
+def is_seed_request(block: Block) -> bool:
+    return any(request in block.code for request in SEED_REQUESTS)
+
+
+def test_the_model_pages_three_snippets_are_there():
+    languages = {
+        block.language for block in RUNNABLE if not block.not_run and is_seed_request(block)
+    }
+    assert {"bash", "python", "js"} <= languages
 
 
 def _assert_seed_generation(block: Block, output: str) -> None:
     """The seed page's three snippets print the generation: check what they got."""
+    if "AuthenticatedClient(" in block.code:  # prints the seed and a data URL's start
+        seed, data_url = output.split()
+        assert int(seed) >= 0 and data_url.startswith("data:image/png;base64,"), block
+        return
     if block.language == "js":
         # console.log prints objects in Node's own notation; these fields read the same.
         for part in ("model: 'sdxl-lightning'", "num_inference_steps: 8", "data:image/png;base64,"):
@@ -132,9 +175,9 @@ TSC = ROOT / ".tools" / "node_modules" / ".bin" / "tsc"
 def test_the_typescript_excerpt_type_checks(tmp_path):
     """The excerpt runs in a browser page; type-checking it against the generated types is what
     keeps it true to the spec."""
-    [excerpt] = [block for block in readme_blocks() if block.language == "ts"]
+    [excerpt] = [block for block in ALL_BLOCKS if block.language == "ts"]
     schema = ROOT / "generated_client_ts" / "schema"
-    (tmp_path / "readme.ts").write_text(
+    (tmp_path / "excerpt.ts").write_text(
         excerpt.code.replace('"./generated_client_ts/schema"', json.dumps(str(schema)))
         + "export {};\n"  # a module, so that top-level await is allowed
     )
@@ -151,7 +194,7 @@ def test_the_typescript_excerpt_type_checks(tmp_path):
             "types": [],
             "paths": {"openapi-fetch": [str(tools / "openapi-fetch")]},
         },
-        "files": ["readme.ts"],
+        "files": ["excerpt.ts"],
     }
     (tmp_path / "tsconfig.json").write_text(json.dumps(config))
     result = subprocess.run([TSC, "-p", tmp_path], capture_output=True, text=True, timeout=120)
@@ -177,3 +220,48 @@ def test_the_key_table_keys_get_their_plans(server):
             )
             expected = 200 if plan in model["plans"] else 403
             assert answer.status_code == expected, (plan, model["id"], answer.text[:300])
+
+
+def test_the_readme_stays_short():
+    """The README says what this is and how to start; the rest lives in docs/."""
+    assert len(README.read_text(encoding="utf-8").splitlines()) < 200
+
+
+def anchor(heading: str) -> str:
+    """The fragment GitHub gives a Markdown heading."""
+    text = re.sub(r"[`*_]|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors_of(path: Path) -> set[str]:
+    text = re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.M | re.S)
+    return {anchor(title) for title in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+
+
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def relative_links(path: Path) -> list[str]:
+    text = re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.M | re.S)
+    return [target for target in LINK.findall(text) if not re.match(r"\w+:", target)]
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_relative_link_leads_somewhere(path):
+    for target in relative_links(path):
+        file, _, fragment = target.partition("#")
+        linked = (path.parent / file).resolve() if file else path
+        assert linked.exists(), f"{path.relative_to(ROOT)}: {target}: no such file"
+        if fragment and linked.suffix == ".md":
+            assert fragment in anchors_of(linked), f"{path.relative_to(ROOT)}: {target}: no heading"
+
+
+# Figures carry a date, a machine and versions; this project's commits and issue numbers mean
+# nothing to a reader of the docs. (A link to another project's pull request is a citation.)
+HISTORY = re.compile(r"\bissues? \d+|\bmain at [0-9a-f]{7}|\bcommit [0-9a-f]{7}", re.I)
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_no_figure_names_a_commit_or_an_issue(path):
+    found = HISTORY.search(path.read_text(encoding="utf-8"))
+    assert found is None, f"{path.relative_to(ROOT)}: {found.group()!r}"
