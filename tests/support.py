@@ -135,6 +135,7 @@ class RunningServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
             self._reader.join()
+        self.process.stdout.close()  # read to its end; closed, it leaves no ResourceWarning
         return self.output()
 
 
