@@ -108,7 +108,8 @@ def _journal_routes(admin: Blueprint, journal: Journal) -> None:
         if request.path.startswith(API_PREFIX + "/"):
             call = current_call()
             body = call.body
-            if body is None and (request.content_length or 0) <= request.max_content_length:
+            fits = (request.content_length or 0) <= (request.max_content_length or 0)
+            if body is None and fits:
                 body = request.get_data(cache=False)
             journal.record(
                 method=request.method,
@@ -128,13 +129,13 @@ def _journal_routes(admin: Blueprint, journal: Journal) -> None:
 
     @admin.get("/requests")
     def list_requests():
-        limit = request.args.get("limit")
-        if limit is not None:
-            if not (limit.isascii() and limit.isdigit() and int(limit) > 0):
+        text, limit = request.args.get("limit"), None
+        if text is not None:
+            if not (text.isascii() and text.isdigit() and int(text) > 0):
                 raise Problem(
-                    400, "invalid_request", f"limit must be a whole number above 0, not {limit!r}."
+                    400, "invalid_request", f"limit must be a whole number above 0, not {text!r}."
                 )
-            limit = int(limit)
+            limit = int(text)
         filters = _filters(request.args.to_dict())
         try:
             entries = journal.find(filters, limit)

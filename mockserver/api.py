@@ -186,7 +186,7 @@ def _scenario(scenarios: Scenarios | None) -> Response | None:
     if scenarios is None or not prefer or request.url_rule is None:
         return None
     path = _route()
-    allow = ", ".join(sorted(request.url_rule.methods - {"HEAD"}))
+    allow = ", ".join(sorted((request.url_rule.methods or set()) - {"HEAD"}))
     documented = scenarios.respond(path, request.method, prefer, allow)
     if documented is None:
         return None

@@ -55,7 +55,9 @@ class RateLimiter:
         """Spend one request of *key*'s allowance and return the quota left, or raise a 429 with
         ``Retry-After``; ``None`` when the store is unreachable."""
         item = RateLimitItemPerMinute(requests_per_minute)
-        # The store sees a digest, never the key itself.
+        # The store sees a digest, never the key itself. Unkeyed, unlike the fingerprints in
+        # logs: hosts sharing one Redis must count a key under one name, and this digest is
+        # never logged, journaled or answered; only who can read the store sees it.
         identity = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
         def spend():

@@ -13,7 +13,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -55,7 +57,13 @@ class LiveSpec:
 
     CHECK_EVERY_S = 1.0
 
-    def __init__(self, snapshot: Snapshot, spec_path: Path | None, stamp: int | None, build):
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        spec_path: Path | None,
+        stamp: int | None,
+        build: Callable[[ApiSpec], Snapshot],
+    ):
         """*stamp* is :func:`modified` of *spec_path* taken before *snapshot*'s spec was read,
         so that an edit made while it was being read is seen as one."""
         self.snapshot = snapshot
@@ -80,6 +88,7 @@ class LiveSpec:
         return self.snapshot
 
     def _reload(self, stamp: int) -> bool:
+        assert self.spec_path is not None  # only a followed file is reloaded
         try:
             self.snapshot = self._build(load_spec(self.spec_path))
         except Exception as exc:
@@ -100,6 +109,6 @@ def modified(path: Path | None) -> int | None:
         return None
 
 
-def to_json(value) -> bytes:
+def to_json(value: Any) -> bytes:
     # ASCII output escapes what a client sent, lone surrogates included, instead of failing on it.
     return json.dumps(value, separators=(",", ":")).encode("ascii")

@@ -135,7 +135,7 @@ class RunningServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
             self._reader.join()
-        self.process.stdout.close()  # read to its end: closed, it leaves no ResourceWarning
+        self.process.stdout.close()  # read to its end; closed, it leaves no ResourceWarning
         return self.output()
 
 
@@ -156,3 +156,16 @@ def assert_contract_suite_passes(base_url: str) -> None:
     assert result.returncode == 0, result.stdout[-3000:]
     assert "passed" in summary and "failed" not in summary and "skipped" not in summary, summary
     assert "billable requests made: " in result.stdout
+
+
+@contextlib.contextmanager
+def fingerprints_keyed_with(secret: str):
+    """Key this process's fingerprints of keys (``mask``) with *secret*, for the block only."""
+    from mockserver import redact
+
+    saved = redact._keyed
+    redact.use_fingerprint_secret(secret)
+    try:
+        yield
+    finally:
+        redact._keyed = saved

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TypeVar
 
 from limits.storage import Storage
+
+T = TypeVar("T")
 
 
 class StoreUnavailable(Exception):
@@ -74,7 +78,7 @@ class StateStore(ABC):
     @abstractmethod
     def sequences_clear(self) -> None: ...
 
-    def call(self, operation):
+    def call(self, operation: Callable[[], T]) -> T:
         """``operation()``, with the store's own errors raised as :class:`StoreUnavailable`."""
         return operation()
 

@@ -8,9 +8,11 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 
-from mockserver.store.base import StateStore, StoreUnavailable
+from mockserver.store.base import StateStore, StoreUnavailable, T
 from mockserver.store.sqlite_limits import SQLiteLimitsStorage
 
 log = logging.getLogger("mockserver")
@@ -70,14 +72,19 @@ class EmbeddedStore(StateStore):
                 self.store._db.execute(self.begin)
             return self.store._db
 
-        def __exit__(self, kind, error, trace) -> None:
+        def __exit__(
+            self,
+            kind: type[BaseException] | None,
+            error: BaseException | None,
+            trace: TracebackType | None,
+        ) -> None:
             try:
                 if self.begin:
                     self.store._db.execute("COMMIT" if kind is None else "ROLLBACK")
             finally:
                 self.store._lock.release()
 
-    def call(self, operation):
+    def call(self, operation: Callable[[], T]) -> T:
         try:
             return operation()
         except sqlite3.Error as exc:  # a locked or full file: the callers degrade, not fail
@@ -166,7 +173,7 @@ class EmbeddedStore(StateStore):
             time.sleep(self.FLUSH_S / 2)
 
     def journal_rows(self, limit: int) -> list[str]:
-        def read():
+        def read() -> list[tuple[str]]:
             self._settle()
             with self.reading() as db:
                 return db.execute(
@@ -179,7 +186,7 @@ class EmbeddedStore(StateStore):
         return [entry for (entry,) in self.call(read)]
 
     def journal_clear(self) -> None:
-        def clear():
+        def clear() -> None:
             self._settle()
             with self.transaction() as db:
                 db.execute("DELETE FROM journal")
