@@ -148,9 +148,8 @@ def _route() -> str:
 def _inject_fault(faults: FaultChooser, call: Call) -> None:
     """Apply this request's fault (see :mod:`mockserver.faults`): raise the injected 429 or 503,
     or mark the answer for the transport fault."""
-    fault = faults.choose(
-        request.headers.get("Prefer"), presented_key_fingerprint(), request.method, request.path
-    )
+    key = bearer_token(request.headers.get("Authorization"))
+    fault = faults.choose(request.headers.get("Prefer"), key, request.method, request.path)
     if fault is None:
         return
     if fault.kind in STATUS_KINDS:
