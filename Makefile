@@ -19,7 +19,7 @@ OPENAPI_FETCH_VERSION := 0.17.0
 NODE_TYPES_VERSION := 20.19.43
 API_SMART_DIFF_VERSION := 1.0.6
 
-.PHONY: install dists run test lint format spec-diff spec-history bench bench-gpu bench-ray bench-slow fuzz st contract contract-prism mutants client client-check clean
+.PHONY: install dists run test lint typecheck format spec-diff spec-history bench bench-gpu bench-ray bench-slow fuzz st contract contract-prism mutants client client-check clean
 
 install: $(STAMP)
 
@@ -64,7 +64,7 @@ $(REDIS_SERVER):
 test: $(STAMP) lint client-check $(CHROMIUM) $(REDIS_SERVER)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP) $(TOOLS)/.installed
+lint: $(STAMP) $(TOOLS)/.installed typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
@@ -84,6 +84,11 @@ spec-diff: $(STAMP)
 # The same gate over this repository's history: each commit that changed openapi.yaml.
 spec-history: $(STAMP)
 	$(BIN)/python scripts/spec_history.py
+
+# mypy over mockserver and contract_tests, configured in pyproject.toml ([tool.mypy]): strict on
+# the pure modules, checked elsewhere.
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 # Clients generated from openapi.yaml; never edit them by hand. The Python generator runs the
 # pinned ruff as its formatter, so it needs the venv on PATH.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import Any
 from urllib.parse import urlsplit
 
 from PIL import Image
@@ -14,12 +15,14 @@ from contract_tests.target import Reply
 PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 
 
-def assert_problem(reply: Reply, status: int, code: str | None, contract: Contract, field=None):
+def assert_problem(
+    reply: Reply, status: int, code: str | None, contract: Contract, field: str | None = None
+) -> dict[str, Any]:
     """*reply* is an RFC 9457 problem with *status*, a documented code (*code* if given) and,
     if given, the offending *field*."""
     assert reply.status == status, f"expected {status}, got {reply.status}: {reply.body[:300]!r}"
     assert reply.media_type == "application/problem+json", reply.media_type
-    problem = reply.json()
+    problem: dict[str, Any] = reply.json()
     assert problem.get("status") == status
     assert isinstance(problem.get("type"), str) and isinstance(problem.get("title"), str)
     assert urlsplit(problem["type"]).scheme, f"type is not a URI: {problem['type']!r}"
@@ -31,11 +34,11 @@ def assert_problem(reply: Reply, status: int, code: str | None, contract: Contra
     return problem
 
 
-def assert_generated(reply: Reply, body: dict, contract: Contract) -> dict:
+def assert_generated(reply: Reply, body: dict[str, Any], contract: Contract) -> dict[str, Any]:
     """*reply* is the 200 that *body* must get: what was used is echoed, the images are real."""
     assert reply.status == 200, f"expected 200, got {reply.status}: {reply.body[:300]!r}"
     assert reply.media_type == "application/json"
-    result = reply.json()
+    result: dict[str, Any] = reply.json()
     faults = [error.message for error in contract.generated_validator.iter_errors(result)]
     assert not faults, f"the response breaks GenerateResponse: {faults}"
     model = body.get("model", contract.default_model)
@@ -113,13 +116,13 @@ def busy_delay(reply: Reply) -> int | None:
     return int(retry_after) if retry_after.isdigit() else None
 
 
-def rate_limit_fields(field: str | None) -> dict | None:
+def rate_limit_fields(field: str | None) -> dict[str, Any] | None:
     """A RateLimit or RateLimit-Policy field (draft-ietf-httpapi-ratelimit-headers) as
     ``{"name": ..., parameter: int}``, or None without one."""
     if not field:
         return None
     name, *parameters = field.split(";")
-    parsed = {"name": name.strip().strip('"')}
+    parsed: dict[str, Any] = {"name": name.strip().strip('"')}
     for parameter in parameters:
         key, _, value = parameter.strip().partition("=")
         assert value.strip().isdigit(), f"{key}={value!r} is not a whole number: {field!r}"

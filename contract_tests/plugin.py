@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, Phase, settings
 from contract_tests.checks import retry_delay
 from contract_tests.redact import Credentials
 from contract_tests.spec import Contract, load_contract, spec_path, use_spec
-from contract_tests.target import Billing, HttpTarget, WsgiTarget
+from contract_tests.target import Billing, HttpTarget, Target, WsgiTarget
 
 KEY_VARIABLE = "IMAGEAPI_KEY_{}"
 DEFAULT_APP = "mockserver.app:create_app"
@@ -227,7 +227,7 @@ def target(pytestconfig, billing, contract):
     base_url = pytestconfig.getoption("base_url")
     if base_url:
         timeout = pytestconfig.getoption("request_timeout")
-        made = HttpTarget(base_url, billing, timeout=timeout, **options)
+        made: Target = HttpTarget(base_url, billing, timeout=timeout, **options)
     else:
         module, _, factory = pytestconfig.getoption("app").partition(":")
         app = getattr(importlib.import_module(module), factory)()

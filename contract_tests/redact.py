@@ -37,7 +37,7 @@ class Credentials:
     def __repr__(self) -> str:
         return f"<Credentials: {len(self.known)} known, {len(self.sent)} sent, all masked>"
 
-    def add_known(self, secret: str, name: str) -> None:
+    def add_known(self, secret: str | None, name: str) -> None:
         if secret:
             self.known[secret] = f"${name}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
+from typing import Any
 
 from jsonschema import Draft202012Validator
 from prance import ResolvingParser
@@ -14,11 +15,12 @@ SPEC_PATH = Path(__file__).resolve().parent / "openapi.yaml"
 GENERATE = "/api/v1/generate"
 MODELS = "/api/v1/models"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+JSON = dict[str, Any]  # an object of the spec, as parsed
 
 
 @dataclass(frozen=True)
 class Contract:
-    document: dict
+    document: JSON
 
     @classmethod
     def load(cls, path: Path = SPEC_PATH) -> Contract:
@@ -28,11 +30,12 @@ class Contract:
     # The catalog ---------------------------------------------------------------------------
 
     @cached_property
-    def catalog(self) -> dict:
-        return self.document["x-imageapi-catalog"]
+    def catalog(self) -> JSON:
+        catalog: JSON = self.document["x-imageapi-catalog"]
+        return catalog
 
     @cached_property
-    def models(self) -> dict[str, dict]:
+    def models(self) -> dict[str, JSON]:
         return {model["id"]: model for model in self.catalog["models"]}
 
     @cached_property
@@ -45,12 +48,14 @@ class Contract:
     # The request schema --------------------------------------------------------------------
 
     @cached_property
-    def request_schema(self) -> dict:
-        return self.request_media_types["application/json"]["schema"]
+    def request_schema(self) -> JSON:
+        schema: JSON = self.request_media_types["application/json"]["schema"]
+        return schema
 
     @cached_property
-    def request_media_types(self) -> dict:
-        return self.document["paths"][GENERATE]["post"]["requestBody"]["content"]
+    def request_media_types(self) -> JSON:
+        content: JSON = self.document["paths"][GENERATE]["post"]["requestBody"]["content"]
+        return content
 
     @cached_property
     def request_validator(self) -> Draft202012Validator:
@@ -62,30 +67,33 @@ class Contract:
         response = self.document["paths"][GENERATE]["post"]["responses"]["200"]
         return Draft202012Validator(response["content"]["application/json"]["schema"])
 
-    def default(self, field: str):
+    def default(self, field: str) -> Any:
         return self.request_schema["properties"][field].get("default")
 
     @property
     def default_model(self) -> str:
-        return self.default("model")
+        model: str = self.default("model")
+        return model
 
     def size_range(self, field: str) -> tuple[int, int, int]:
         prop = self.request_schema["properties"][field]
-        return prop["minimum"], prop["maximum"], prop.get("multipleOf", 1)
+        bounds: tuple[int, int, int] = (prop["minimum"], prop["maximum"], prop.get("multipleOf", 1))
+        return bounds
 
-    def expected_steps(self, body: dict) -> int:
+    def expected_steps(self, body: JSON) -> int:
         """The steps a target must use for a valid *body*."""
         if "num_inference_steps" in body:
             return int(body["num_inference_steps"])
         model = self.models[body.get("model", self.default_model)]
         preset = body.get("preset", self.default("preset"))
-        return model["fast_steps"] if preset == "fast" else model["quality_steps"]
+        steps: int = model["fast_steps"] if preset == "fast" else model["quality_steps"]
+        return steps
 
     # Error codes ---------------------------------------------------------------------------
 
     def problem_codes(self, status: int) -> set[str]:
         """The codes the spec documents for *status*, on any operation."""
-        codes = set()
+        codes: set[str] = set()
         for item in self.document["paths"].values():
             for operation in item.values():
                 response = operation.get("responses", {}).get(str(status))
@@ -96,7 +104,7 @@ class Contract:
                     codes.update(part.get("properties", {}).get("code", {}).get("enum", []))
         return codes
 
-    def responses(self, status: int) -> list[dict]:
+    def responses(self, status: int) -> list[JSON]:
         """The responses the spec documents for *status*, on any operation."""
         return [
             operation["responses"][str(status)]
@@ -129,23 +137,27 @@ class Contract:
         }
 
     @cached_property
-    def cors(self) -> dict:
+    def cors(self) -> JSON:
         """How browsers may call the API (`x-imageapi-cors`)."""
-        return self.document["x-imageapi-cors"]
+        rules: JSON = self.document["x-imageapi-cors"]
+        return rules
 
     @cached_property
     def step_cap_code(self) -> str:
-        return self.request_schema["properties"]["num_inference_steps"]["x-problem-code"]
+        code: str = self.request_schema["properties"]["num_inference_steps"]["x-problem-code"]
+        return code
 
     @cached_property
     def unknown_model_code(self) -> str:
-        return self.request_schema["properties"]["model"]["x-problem-code"]
+        code: str = self.request_schema["properties"]["model"]["x-problem-code"]
+        return code
 
     @cached_property
     def negative_prompt_code(self) -> str:
         for rule in self.request_schema.get("allOf", []):
             if "negative_prompt" in rule.get("then", {}).get("properties", {}):
-                return rule["x-problem-code"]
+                code: str = rule["x-problem-code"]
+                return code
         raise LookupError("the spec states no negative-prompt rule")
 
 

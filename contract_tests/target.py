@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -24,7 +25,9 @@ from contract_tests.redact import Credentials
 from contract_tests.spec import GENERATE
 
 
-class BudgetExhausted(pytest.skip.Exception):
+# pytest.skip.Exception is pytest's documented name for its skip exception, an attribute of a
+# function that mypy cannot see.
+class BudgetExhausted(pytest.skip.Exception):  # type: ignore[name-defined]
     """The run may make no more billable requests (``--max-billable``): the test is skipped."""
 
     def __init__(self, message: str):
@@ -89,7 +92,7 @@ class Reply:
     def media_type(self) -> str:
         return self.headers.get("Content-Type", "").split(";")[0].strip().lower()
 
-    def json(self):
+    def json(self) -> Any:
         return json.loads(self.body)
 
 

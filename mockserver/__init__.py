@@ -7,8 +7,10 @@ Layers, each depending only on those above it:
 - ``backends``: image makers, found through the ``mockserver.backends`` entry-point group.
 - ``scenarios``, ``journal``, ``docs``: what a mock offers frontend work (``Prefer`` scenarios,
   the request journal, the ``/docs`` page).
-- ``config``; ``app``: the Flask HTTP layer; ``cli`` and ``wsgi``: the command line and the
-  production server (granian).
+- ``config``: the settings table (options, ``MOCKSERVER_*`` variables, docs); ``keys_file``:
+  reading ``--keys``.
+- ``app``: the Flask HTTP layer; ``cli`` and ``wsgi``: the command line and the production
+  server (granian).
 """
 
 __version__ = "0.1.0"

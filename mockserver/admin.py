@@ -108,7 +108,8 @@ def _journal_routes(admin: Blueprint, journal: Journal) -> None:
         if request.path.startswith(API_PREFIX + "/"):
             call = current_call()
             body = call.body
-            if body is None and (request.content_length or 0) <= request.max_content_length:
+            fits = (request.content_length or 0) <= (request.max_content_length or 0)
+            if body is None and fits:
                 body = request.get_data(cache=False)
             journal.record(
                 method=request.method,
@@ -128,14 +129,14 @@ def _journal_routes(admin: Blueprint, journal: Journal) -> None:
 
     @admin.get("/requests")
     def list_requests():
-        limit = request.args.get("limit")
-        if limit is not None:
-            digits = limit.lstrip("0")
-            if not (limit.isascii() and limit.isdigit() and digits):
+        text, limit = request.args.get("limit"), None
+        if text is not None:
+            digits = text.lstrip("0")
+            if not (text.isascii() and text.isdigit() and digits):
                 raise Problem(
                     400,
                     "invalid_request",
-                    f"limit must be a whole number above 0, not {shown(limit)}.",
+                    f"limit must be a whole number above 0, not {shown(text)}.",
                 )
             # More than nine digits is more than any journal holds, and needs no int().
             limit = int(digits) if len(digits) <= 9 else 10**9

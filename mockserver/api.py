@@ -169,9 +169,8 @@ def _route() -> str:
 def _inject_fault(faults: FaultChooser, call: Call) -> None:
     """Apply this request's fault (see :mod:`mockserver.faults`): raise the injected 429 or 503,
     or mark the answer for the transport fault."""
-    fault = faults.choose(
-        request.headers.get("Prefer"), presented_key_fingerprint(), request.method, request.path
-    )
+    key = bearer_token(request.headers.get("Authorization"))
+    fault = faults.choose(request.headers.get("Prefer"), key, request.method, request.path)
     if fault is None:
         return
     if fault.kind in STATUS_KINDS:
@@ -207,7 +206,7 @@ def _scenario(scenarios: Scenarios | None) -> Response | None:
     if scenarios is None or not prefer or request.url_rule is None:
         return None
     path = _route()
-    allow = ", ".join(sorted(request.url_rule.methods - {"HEAD"}))
+    allow = ", ".join(sorted((request.url_rule.methods or set()) - {"HEAD"}))
     documented = scenarios.respond(path, request.method, prefer, allow)
     if documented is None:
         return None

@@ -19,7 +19,7 @@ from mockserver.config import Config
 from mockserver.docs import create_docs
 from mockserver.guard import REFUSAL
 from mockserver.problems import PROBLEM_MEDIA_TYPE, Problem
-from mockserver.redact import text_redactor
+from mockserver.redact import text_redactor, use_fingerprint_secret
 from mockserver.runtime import Runtime
 from mockserver.snapshot import modified, to_json
 from mockserver.spec import ApiSpec, load_spec
@@ -43,6 +43,8 @@ def create_app(
     ``mockserver.backends`` entry-point group; *store* to the one ``config.state`` names.
     """
     config = config or Config.from_env()
+    if config.fingerprint_secret:  # before anything masks a key: the server's, in each worker
+        use_fingerprint_secret(config.fingerprint_secret)
     follow = Path(config.spec_path) if config.reload and spec is None else None
     stamp = modified(follow)  # before reading: an edit made meanwhile is then seen as one
     loaded = spec or load_spec(config.spec_path, config.spec_root)

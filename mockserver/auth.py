@@ -10,16 +10,23 @@ from collections.abc import Mapping
 from mockserver.problems import Problem
 from mockserver.redact import mask  # what logs and messages show of a key: none of it
 
-__all__ = ["REALM", "KeyStore", "bearer_token", "digest", "mask"]
+__all__ = ["REALM", "KeyStore", "bearer_token", "digest", "is_token", "mask"]
 
 REALM = 'Bearer realm="imageapi"'
 # RFC 6750 section 2.1: "Bearer" 1*SP b64token. Exactly one space: stray whitespace is malformed.
-_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9\-._~+/]+=*)")
+_TOKEN = r"[A-Za-z0-9\-._~+/]+=*"
+_BEARER = re.compile(rf"[Bb][Ee][Aa][Rr][Ee][Rr] ({_TOKEN})")
+_TOKEN_ONLY = re.compile(_TOKEN)
 
 
 def digest(key: str) -> bytes:
     """What a key is kept and compared as."""
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+def is_token(text: str) -> bool:
+    """Whether *text* can be sent as a Bearer token (a key, the admin token)."""
+    return _TOKEN_ONLY.fullmatch(text) is not None
 
 
 def bearer_token(authorization: str | None) -> str | None:

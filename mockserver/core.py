@@ -7,6 +7,7 @@ import base64
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 from mockserver.backends import BackendUnavailable, ImageBackend
 from mockserver.latency import delay_ms, pause
@@ -16,7 +17,7 @@ from mockserver.snapshot import Snapshot
 
 
 def generate(
-    body,
+    body: Any,
     plan: str,
     *,
     snapshot: Snapshot,
@@ -24,7 +25,7 @@ def generate(
     admit: Callable[[], None] = lambda: None,
     latency: str | None = None,
     number: Callable[[], int] = lambda: 0,
-) -> dict:
+) -> dict[str, Any]:
     """Check *body* against the snapshot's spec and *plan*, then make the images.
 
     The checks run in the order the spec documents: schema and per-model rules (400), plan

@@ -116,18 +116,29 @@ def seeded_fault(seed: int, number: int, rate: float, kinds: tuple[str, ...]) ->
     return kinds[int.from_bytes(digest[8:16], "big") % len(kinds)]
 
 
-def sequence_name(fingerprint: str | None, method: str | None, path: str | None) -> str:
-    """The store's name of a sequence: for one key (its fingerprint) or any (``*``), and one
-    route (``POST /api/v1/generate``) or any."""
+def sequence_name(who: str | None, method: str | None, path: str | None) -> str:
+    """The store's name of a sequence: for one key (``key:`` its digest, or ``fp:`` the
+    fingerprint the journal shows) or any (``*``), and one route (``POST /api/v1/generate``) or
+    any."""
     route = f"{method.upper()} {path}" if method and path else "*"
-    return f"{fingerprint or '*'}|{route}"
+    return f"{who or '*'}|{route}"
 
 
-def candidate_sequences(fingerprint: str | None, method: str, path: str) -> list[str]:
+def key_identities(key: str) -> list[str]:
+    """How a sequence may name the key a request presents. The digest is the one the rate
+    limiter keeps keys as, the same on every host sharing the store; fingerprints are keyed
+    per server (the same across hosts only when they share MOCKSERVER_FINGERPRINT_SECRET)."""
+    from mockserver.auth import digest
+    from mockserver.redact import fingerprint
+
+    return [f"key:{digest(key).hex()[:32]}", f"fp:{fingerprint(key)}"]
+
+
+def candidate_sequences(key: str | None, method: str, path: str) -> list[str]:
     """The sequences a request may take its answer from, the most specific first."""
     names = []
-    for key in ([fingerprint] if fingerprint else []) + [None]:
-        names += [sequence_name(key, method, path), sequence_name(key, None, None)]
+    for who in ([*key_identities(key)] if key else []) + [None]:
+        names += [sequence_name(who, method, path), sequence_name(who, None, None)]
     return names
 
 
@@ -136,8 +147,6 @@ def parse_sequence(item) -> tuple[str, list[str]]:
     ``{"key": "sk_...", "method": "POST", "path": "/api/v1/generate", "answers": ["503"]}``
     (``key_fingerprint`` instead of ``key``; each of key and route optional). Its store name
     and answers, or ValueError."""
-    from mockserver.redact import fingerprint
-
     if not isinstance(item, dict):
         raise ValueError("a sequence is an object with answers")
     unknown = set(item) - {"key", "key_fingerprint", "method", "path", "answers"}
@@ -159,7 +168,8 @@ def parse_sequence(item) -> tuple[str, list[str]]:
         raise ValueError("give method and path together (or neither: any route)")
     if key_fingerprint is not None and not re.fullmatch(r"[0-9a-f]{8}", key_fingerprint):
         raise ValueError("key_fingerprint is the 8 hex digits the journal shows")
-    return sequence_name(fingerprint(key) if key else key_fingerprint, method, path), kinds
+    who = key_identities(key)[0] if key else f"fp:{key_fingerprint}" if key_fingerprint else None
+    return sequence_name(who, method, path), kinds
 
 
 def load_sequences(path: str) -> list[tuple[str, list[str]]]:
@@ -212,7 +222,7 @@ class FaultChooser:
         self.store.call(lambda: self.store.reset_counter(FAULTS_COUNTER))
         return plan
 
-    def choose(self, prefer: str | None, fingerprint: str | None, method: str, path: str):
+    def choose(self, prefer: str | None, key: str | None, method: str, path: str):
         """The fault for this request, or None. A store that does not answer means none but
         the ``Prefer`` one: the mock keeps answering."""
         wanted = parse_prefer(prefer).get("fault") if prefer and self.prefer else None
@@ -225,7 +235,7 @@ class FaultChooser:
                 except ValueError as exc:
                     detail = f"Prefer: {exc}."
                     raise Problem(400, "invalid_request", detail, field="Prefer") from None
-            names = candidate_sequences(fingerprint, method, path)
+            names = candidate_sequences(key, method, path)
             answer = self.store.call(lambda: self.store.sequence_take(names))
             if answer is not None:
                 return Fault(answer, "sequence")

@@ -49,7 +49,9 @@ class RateLimiter:
     def take(self, key: str, plan: str, requests_per_minute: int) -> Quota | None:
         """Spend one request of *key*'s allowance and return the quota left, or raise a 429 with
         ``Retry-After``; ``None`` when the store is unreachable."""
-        # The store sees a digest, never the key itself.
+        # The store sees a digest, never the key itself. Unkeyed, unlike the fingerprints in
+        # logs: hosts sharing one Redis must count a key under one name, and this digest is
+        # never logged, journaled or answered; only who can read the store sees it.
         identity = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         try:
             allowed, reset_at, remaining = self._store.spend(identity, requests_per_minute)

@@ -7,14 +7,17 @@ look like: a key of any shape (``sk_...`` or not, dotted, Basic) is masked whole
 - ``redact_query(query)``: the values of query parameters whose names look like credentials;
 - ``redact_text(text, secrets)``: every occurrence of the given secrets in free text
   (``text_redactor(secrets)``: the same, prepared once for many texts);
-- ``mask(secret)``: what is shown in place of one secret (``fingerprint(secret)``: its digits);
+- ``mask(secret)``: what is shown in place of one secret (``fingerprint(secret)``: its digits),
+  keyed with ``use_fingerprint_secret(secret)``;
 - ``redacted_url(url)``: a store URL without its password, for logs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import parse_qsl, quote
 
@@ -30,9 +33,25 @@ _SECRET_NAME = re.compile(
 )
 
 
+# Fingerprints are keyed (HMAC-SHA256) so that one cannot be turned back into a short key by
+# trying keys offline: only a process that holds the secret can compute one. A served mock's
+# command line draws the secret before it starts the workers and hands it to each of them
+# (MOCKSERVER_FINGERPRINT_SECRET), so that a key has one fingerprint across the server's
+# workers for its life; until told one, a process keys with a random secret of its own.
+_keyed = hmac.new(secrets.token_bytes(32), digestmod=hashlib.sha256)
+
+
+def use_fingerprint_secret(secret: str) -> None:
+    """Key every fingerprint from now on with *secret*."""
+    global _keyed
+    _keyed = hmac.new(secret.encode("utf-8", "surrogatepass"), digestmod=hashlib.sha256)
+
+
 def fingerprint(secret: str) -> str:
-    """A short SHA-256 fingerprint of *secret* (8 hex digits): tells keys apart, shows none."""
-    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    """A short keyed fingerprint of *secret* (8 hex digits): tells keys apart, shows none."""
+    keyed = _keyed.copy()
+    keyed.update(secret.encode("utf-8", "surrogatepass"))
+    return keyed.hexdigest()[:8]
 
 
 def mask(secret: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from mockserver.problems import Problem
 from mockserver.spec import ApiSpec, ModelInfo
@@ -34,7 +35,7 @@ class Generation:
         return [(self.seed + i) % SEED_SPACE for i in range(self.num_images)]
 
 
-def resolve_generation(body: dict, spec: ApiSpec) -> Generation:
+def resolve_generation(body: dict[str, Any], spec: ApiSpec) -> Generation:
     """Fill in *body*'s omitted fields from the spec. *body* must already be schema-valid."""
     values = {**spec.defaults, **body}
     model = spec.models[values["model"]]

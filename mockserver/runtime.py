@@ -24,7 +24,7 @@ class Runtime:
         store: StateStore | None = None,
         *,
         spec_path: Path | None = None,
-        spec_stamp: int | None = None,
+        spec_stamp: tuple[int, int, int] | None = None,
     ):
         """*spec_path*: the file to follow (None: never reload), *spec_stamp* its
         :func:`~mockserver.snapshot.modified` from before *spec* was read."""
@@ -49,6 +49,7 @@ class Runtime:
         return Snapshot(spec, self.config.keys, self.config.scenarios)
 
     def _reread(self) -> Snapshot:
+        assert self.live.spec_path is not None  # only a followed file is reread
         return self.snapshot_of(load_spec(self.live.spec_path, self.config.spec_root))
 
     def current(self) -> Snapshot:

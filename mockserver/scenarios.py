@@ -108,7 +108,8 @@ class Scenarios:
         raise Problem(
             400,
             "invalid_request",
-            f"Prefer: no documented response of {method} {path} has the example {shown(example)}.",
+            f"Prefer: no documented response of {method} {path} has the example "
+            f"{shown(example or '')}.",
             field="Prefer",
         )
 

@@ -14,7 +14,9 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -60,7 +62,13 @@ class LiveSpec:
 
     CHECK_EVERY_S = 1.0
 
-    def __init__(self, snapshot: Snapshot, spec_path: Path | None, stamp, load):
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        spec_path: Path | None,
+        stamp: tuple[int, int, int] | None,
+        load: Callable[[], Snapshot],
+    ):
         """*stamp* is :func:`modified` of *spec_path* taken before *snapshot*'s spec was read,
         so that an edit made while it was being read is seen as one; *load* builds a
         :class:`Snapshot` from the file (it raises to refuse it)."""
@@ -106,7 +114,7 @@ class LiveSpec:
         return True
 
 
-def _watch(live_ref: weakref.ref) -> None:
+def _watch(live_ref: weakref.ref[LiveSpec]) -> None:
     while True:
         live = live_ref()
         if live is None:
@@ -135,6 +143,6 @@ def modified(path: Path | None) -> tuple[int, int, int] | None:
     return (stat.st_mtime_ns, stat.st_size, stat.st_ino) if stat else None
 
 
-def to_json(value) -> bytes:
+def to_json(value: Any) -> bytes:
     # ASCII output escapes what a client sent, lone surrogates included, instead of failing on it.
     return json.dumps(value, separators=(",", ":")).encode("ascii")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
@@ -33,7 +34,7 @@ class ModelInfo:
     max_steps: int
     negative_prompt: bool
     plans: tuple[str, ...]
-    entry: dict  # the catalog entry as written, served by GET /api/v1/models
+    entry: dict[str, Any]  # the catalog entry as written, served by GET /api/v1/models
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,13 +47,13 @@ class Plan:
 class ApiSpec:
     """The resolved spec and what the server reads from it."""
 
-    document: dict
-    request_schema: dict
+    document: dict[str, Any]
+    request_schema: dict[str, Any]
     models: dict[str, ModelInfo]
     plans: dict[str, Plan]
     default_model: str
-    defaults: dict  # request field -> schema default
-    pipelines: dict[str, dict]  # model id -> how the diffusers backend runs it
+    defaults: dict[str, Any]  # request field -> schema default
+    pipelines: dict[str, dict[str, Any]]  # model id -> how the diffusers backend runs it
     source: str | None = None  # the YAML text it was read from, served as /openapi.yaml
 
 
@@ -71,13 +72,14 @@ def load_spec(path: str | Path = DEFAULT_SPEC_PATH, root: str | Path | None = No
     return dataclasses.replace(build_spec(document), source=text)
 
 
-def build_spec(document: dict) -> ApiSpec:
+def build_spec(document: dict[str, Any]) -> ApiSpec:
     """Read the catalog and request rules from a resolved spec *document*."""
     document = copy.deepcopy(document)
     try:
         operation = document["paths"][GENERATE_PATH]["post"]
         request_schema = operation["requestBody"]["content"]["application/json"]["schema"]
         catalog = document[CATALOG_KEY]
+        document["x-imageapi-cors"]  # the CORS rules the HTTP layer serves
     except KeyError as exc:
         raise SpecError(f"the spec lacks {exc}") from exc
 

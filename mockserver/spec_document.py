@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import yaml
@@ -46,7 +47,7 @@ UNINLINED_KEYWORDS = ("$dynamicRef", "$recursiveRef")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+class _Loader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
     """YAML's safe loader, with dates left as the strings JSON would have them."""
 
 
@@ -95,6 +96,7 @@ class _Reader:
             )
         self.files[path] = document
         value, _ = self._resolve(document, path, ())
+        assert isinstance(value, dict)  # a mapping's refs inlined: a mapping
         return value, text
 
     def _resolve(self, value, file: Path, location: tuple) -> tuple[object, int]:
@@ -108,21 +110,23 @@ class _Reader:
             if isinstance(reference, str):
                 return self._inline(reference, file, location)
             self._check_keywords(value, file, location)
-            out, size = {}, 1
+            mapping: dict[Any, object] = {}
+            size = 1
             for key, item in value.items():
                 name = str(key) if isinstance(key, int) and not isinstance(key, bool) else key
-                out[name], item_size = self._resolve(item, file, (*location, name))
+                mapping[name], item_size = self._resolve(item, file, (*location, name))
                 size += item_size + 1
                 self._check_size(size, file, location)
-            return out, size
+            return mapping, size
         if isinstance(value, list):
-            out, size = [], 1
+            items: list[object] = []
+            size = 1
             for index, item in enumerate(value):
                 resolved, item_size = self._resolve(item, file, (*location, index))
-                out.append(resolved)
+                items.append(resolved)
                 size += item_size
                 self._check_size(size, file, location)
-            return out, size
+            return items, size
         return value, 1
 
     def _check_keywords(self, value: dict, file: Path, location: tuple) -> None:

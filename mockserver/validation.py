@@ -104,10 +104,11 @@ class RequestValidator:
 def _field(error: ValidationError) -> str | None:
     path = [str(p) for p in error.absolute_path]
     if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [name for name in error.validator_value if name not in error.instance]
+        required = error.validator_value if isinstance(error.validator_value, list) else []
+        missing = [name for name in required if name not in error.instance]
         path += missing[:1]
     elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        known = error.schema.get("properties", {})
+        known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
         extra = sorted(name for name in error.instance if name not in known)
         path += extra[:1]
     return ".".join(path) or None

@@ -135,7 +135,7 @@ class RunningServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
             self._reader.join()
-        self.process.stdout.close()  # read to its end: closed, it leaves no ResourceWarning
+        self.process.stdout.close()  # read to its end; closed, it leaves no ResourceWarning
         return self.output()
 
 
@@ -206,3 +206,16 @@ def counting_listener():
         yield sock.getsockname()[1], requests_made
     finally:
         sock.close()
+
+
+@contextlib.contextmanager
+def fingerprints_keyed_with(secret: str):
+    """Key this process's fingerprints of keys (``mask``) with *secret*, for the block only."""
+    from mockserver import redact
+
+    saved = redact._keyed
+    redact.use_fingerprint_secret(secret)
+    try:
+        yield
+    finally:
+        redact._keyed = saved

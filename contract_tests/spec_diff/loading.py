@@ -35,7 +35,7 @@ class _NoAliasLoader(yaml.SafeLoader):
     """A safe loader that refuses YAML aliases: the spec uses none, and aliases are how a small
     file expands into a huge one."""
 
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+    def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             raise yaml.YAMLError("YAML aliases are not allowed in a spec")
         return super().compose_node(parent, index)

@@ -137,7 +137,7 @@ def types_of(value: Any) -> set[str]:
     return types
 
 
-def bound_change(change, key, where, before, after, narrowed, widened):  # type: ignore[no-untyped-def]
+def bound_change(change, key, where, before, after, narrowed, widened):
     lower = key in LOWER_BOUNDS
     if before is None:
         tighter = True
@@ -190,7 +190,7 @@ def enum_changes(
                          "this field into a closed enum and refuse it")  # fmt: skip
 
 
-def required_changes(pointer, where, old: set, new: set, *, request: bool):  # type: ignore[no-untyped-def]
+def required_changes(pointer, where, old: set, new: set, *, request: bool):
     for name in sorted(new - old):
         yield Change(
             Level.BREAKING if request else Level.COMPATIBLE, join(pointer, "required", name),
@@ -207,7 +207,7 @@ def required_changes(pointer, where, old: set, new: set, *, request: bool):  # t
         )  # fmt: skip
 
 
-def property_changes(pointer, where, old: dict, new: dict, *, request: bool, condition: bool):  # type: ignore[no-untyped-def]
+def property_changes(pointer, where, old: dict, new: dict, *, request: bool, condition: bool):
     old_props, new_props = old.get("properties", {}), new.get("properties", {})
     for name in sorted(set(old_props) | set(new_props)):
         at = join(pointer, "properties", name)
@@ -227,7 +227,7 @@ def property_changes(pointer, where, old: dict, new: dict, *, request: bool, con
                                       request=request, condition=condition)  # fmt: skip
 
 
-def combinator_changes(pointer, where, key, old: list, new: list, *, request: bool):  # type: ignore[no-untyped-def]
+def combinator_changes(pointer, where, key, old: list, new: list, *, request: bool):
     """``allOf`` entries matched by what they are about: the request schema's per-model rules
     (``if model is X``) by their model ids, anything else by position."""
     old_keyed, new_keyed = keyed(old), keyed(new)

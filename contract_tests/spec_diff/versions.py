@@ -18,7 +18,7 @@ def version_of(document: dict) -> tuple[int, int, int]:
     return major, minor, patch
 
 
-def verdict(changes: list[Change], old: dict, new: dict, fail_on: Level) -> tuple[bool, str]:
+def verdict(changes: list[Change], old: dict, new: dict, fail_on: int) -> tuple[bool, str]:
     """Whether info.version follows the changes, and why (one line)."""
     before, after = version_of(old), version_of(new)
     shown = f"info.version {'.'.join(map(str, before))} -> {'.'.join(map(str, after))}"

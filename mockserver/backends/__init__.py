@@ -19,9 +19,10 @@ the options the workers build the backend with.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from importlib.metadata import entry_points
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from mockserver.rules import Generation
 
@@ -43,7 +44,11 @@ class BackendUnavailable(Exception):
         super().__init__(detail)
         self.retry_after = retry_after
 
-    def __reduce__(self):  # pickled whole (with retry_after) to cross a process, as in Ray
+    def __reduce__(
+        self,
+    ) -> tuple[
+        type[BackendUnavailable], tuple[str, int]
+    ]:  # pickled whole (with retry_after) to cross a process, as in Ray
         return type(self), (str(self), self.retry_after)
 
 
@@ -51,21 +56,23 @@ def available_backends() -> list[str]:
     return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
 
 
-def backend_factory(name: str):
+def backend_factory(name: str) -> Callable[..., ImageBackend]:
     """The factory registered under *name*."""
     for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
-        return ep.load()
+        return cast(Callable[..., ImageBackend], ep.load())
     raise BackendError(
         f"no image backend named {name!r}; installed: {', '.join(available_backends()) or 'none'}"
     )
 
 
-def load_backend(name: str, **options) -> ImageBackend:
+def load_backend(name: str, **options: Any) -> ImageBackend:
     """Build the backend registered under *name* with *options*."""
     return backend_factory(name)(**options)
 
 
-def server_scope(name: str, **options) -> AbstractContextManager[dict]:
+def server_scope(name: str, **options: Any) -> AbstractContextManager[dict[str, Any]]:
     """The backend's ``server_scope`` (see above), or one that starts nothing."""
     scope = getattr(backend_factory(name), "server_scope", None)
-    return scope(**options) if scope is not None else nullcontext({})
+    if scope is None:
+        return nullcontext({})
+    return cast(AbstractContextManager[dict[str, Any]], scope(**options))

@@ -16,6 +16,7 @@ import io
 import struct
 import textwrap
 from dataclasses import dataclass
+from typing import cast
 
 from PIL import Image, ImageFont
 from zlib_ng import zlib_ng as zlib  # zlib's API; SIMD deflate and Adler-32, several times faster
@@ -143,7 +144,9 @@ def _glyph(char: str, size: int) -> tuple:
 
 @functools.lru_cache(maxsize=32)
 def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size).font_variant(layout_engine=ImageFont.Layout.BASIC)
+    # With a size, Pillow's default font is its FreeType one (Pillow is built with FreeType).
+    font = cast(ImageFont.FreeTypeFont, ImageFont.load_default(size=size))
+    return font.font_variant(layout_engine=ImageFont.Layout.BASIC)
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TypeVar
 
 from limits import RateLimitItemPerMinute
 from limits.storage import Storage
 from limits.strategies import MovingWindowRateLimiter
 
 WINDOW_S = 60  # a plan's limit is requests a minute
+
+T = TypeVar("T")
 
 
 class StoreUnavailable(Exception):
@@ -30,7 +34,7 @@ class StateStore(ABC):
         item = RateLimitItemPerMinute(requests_per_minute)
         limiter = MovingWindowRateLimiter(self.limits_storage)
 
-        def spend():
+        def spend() -> tuple[bool, float, int]:
             allowed = limiter.hit(item, key)
             reset_at, remaining = limiter.get_window_stats(item, key)
             return allowed, reset_at, remaining
@@ -93,7 +97,7 @@ class StateStore(ABC):
     @abstractmethod
     def sequences_clear(self) -> None: ...
 
-    def call(self, operation):
+    def call(self, operation: Callable[[], T]) -> T:
         """``operation()``, with the store's own errors raised as :class:`StoreUnavailable`."""
         return operation()
 

@@ -10,11 +10,13 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 
 from limits import RateLimitItemPerMinute
 
-from mockserver.store.base import WINDOW_S, StateStore, StoreUnavailable
+from mockserver.store.base import WINDOW_S, StateStore, StoreUnavailable, T
 from mockserver.store.sqlite_limits import (
     HITS_INDEX,
     HITS_TABLE,
@@ -96,7 +98,12 @@ class EmbeddedStore(StateStore):
                     raise
             return store._db
 
-        def __exit__(self, kind, error, trace) -> None:
+        def __exit__(
+            self,
+            kind: type[BaseException] | None,
+            error: BaseException | None,
+            trace: TracebackType | None,
+        ) -> None:
             try:
                 if self.begin:
                     self.store._db.execute("COMMIT" if kind is None else "ROLLBACK")
@@ -108,7 +115,7 @@ class EmbeddedStore(StateStore):
                 fcntl.flock(self.store._write_lock, fcntl.LOCK_UN)
             self.store._lock.release()
 
-    def call(self, operation):
+    def call(self, operation: Callable[[], T]) -> T:
         try:
             return operation()
         except sqlite3.Error as exc:  # a locked or full file: the callers degrade, not fail
@@ -127,7 +134,7 @@ class EmbeddedStore(StateStore):
         # new window, as in Redis), and the hit and the window it leaves are one transaction.
         window = _window_name(key, requests_per_minute)
 
-        def spend():
+        def spend() -> tuple[bool, float, int]:
             with self.transaction() as db:
                 allowed = acquire(db, window, requests_per_minute, WINDOW_S)
                 started, count = moving_window(db, window, requests_per_minute, WINDOW_S)
@@ -210,7 +217,7 @@ class EmbeddedStore(StateStore):
             time.sleep(self.FLUSH_S / 2)
 
     def journal_rows(self, limit: int) -> list[str]:
-        def read():
+        def read() -> list[tuple[str]]:
             self._settle()
             with self.reading() as db:
                 return db.execute(
@@ -223,7 +230,7 @@ class EmbeddedStore(StateStore):
         return [entry for (entry,) in self.call(read)]
 
     def journal_clear(self) -> None:
-        def clear():
+        def clear() -> None:
             self._settle()
             with self.transaction() as db:
                 db.execute("DELETE FROM journal")

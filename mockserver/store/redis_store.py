@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import Any, cast
 
 from mockserver.redact import redacted_url as redacted
-from mockserver.store.base import StateStore, StoreUnavailable
+from mockserver.store.base import StateStore, StoreUnavailable, T
 
 log = logging.getLogger("mockserver")
 
@@ -39,9 +41,12 @@ class RedisStore(StateStore):
             key_prefix=self.PREFIX + "limits",
             socket_connect_timeout=self.TIMEOUT_S,
             socket_timeout=self.TIMEOUT_S,
-            retry=Retry(NoBackoff(), 0),  # the breaker below decides when to try again
+            # The breaker below decides when to try again. (limits types the options it passes
+            # on to redis narrower than redis takes them.)
+            retry=Retry(NoBackoff(), 0),  # type: ignore[arg-type]
         )
-        self._redis = self.limits_storage.get_connection()
+        # A redis.Redis, which limits types as the protocol of the few calls it makes itself.
+        self._redis: Any = cast(Any, self.limits_storage.get_connection())
         self._journal = self.PREFIX + "requests"
         self._journal_bytes = self.PREFIX + "requests:bytes"
         self._journal_add = self._redis.register_script(_JOURNAL_ADD)
@@ -53,7 +58,7 @@ class RedisStore(StateStore):
         self._down_since: float | None = None
         self._retry_at = 0.0
 
-    def call(self, operation):
+    def call(self, operation: Callable[[], T]) -> T:
         """Run ``operation()`` against Redis, or raise :class:`StoreUnavailable` (at once
         while an outage is known, so that requests do not queue behind timeouts)."""
         if self._down_since is not None and time.monotonic() < self._retry_at:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from limits.storage import MovingWindowSupport, Storage
 
@@ -72,12 +72,12 @@ class SQLiteLimitsStorage(Storage, MovingWindowSupport):
 
     STORAGE_SCHEME = ["mockserver+sqlite"]
 
-    def __init__(self, store: EmbeddedStore, **options):
+    def __init__(self, store: EmbeddedStore, **options: Any):
         self._store = store
         super().__init__(store.url, **options)
 
     @property
-    def base_exceptions(self):
+    def base_exceptions(self) -> type[Exception]:
         return sqlite3.Error
 
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
@@ -97,7 +97,10 @@ class SQLiteLimitsStorage(Storage, MovingWindowSupport):
                 "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
                 (key, amount, now + expiry),
             )
-            return db.execute("SELECT value FROM counters WHERE key = ?", (key,)).fetchone()[0]
+            value: int = db.execute("SELECT value FROM counters WHERE key = ?", (key,)).fetchone()[
+                0
+            ]
+            return value
 
     def get(self, key: str) -> int:
         with self._store.reading() as db:

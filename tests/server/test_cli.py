@@ -138,12 +138,17 @@ def test_bad_settings_and_key_files_fail_fast_and_say_why(tmp_path):
     broken.write_text("sk_a: [free\n")
     empty = tmp_path / "empty.yaml"
     empty.write_text("{}\n")
+    spaced = tmp_path / "spaced.yaml"
+    spaced.write_text("sk_a: free\n'sk b': pro\n")
     for args, says in [
         (("--latency", "fast"), "expected off, realistic or a number of milliseconds"),
-        (("--journal-size", "-1"), "MOCKSERVER_JOURNAL_SIZE: '-1' is not a whole number"),
+        (("--journal-size", "-1"), "--journal-size: '-1' is not a whole number"),
         (("--keys", str(broken)), f"{broken}: not valid YAML"),
         (("--keys", str(empty)), f"{empty}: no keys"),
+        (("--keys", str(spaced)), f"{spaced} line 2: the key contains whitespace"),
+        (("--workers", "0"), "--workers: '0' is not a whole number above 0"),
     ]:
         result = run_cli(*args)
         assert result.returncode == 2, args
         assert says in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr  # one line
