@@ -163,7 +163,8 @@ def presented_key_fingerprint() -> str | None:
 
 def _route() -> str:
     """The OpenAPI path template of the request's route: ``/api/v1/models/{model_id}``."""
-    return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", request.url_rule.rule)
+    rule = request.url_rule
+    return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule) if rule else request.path
 
 
 def _inject_fault(faults: FaultChooser, call: Call) -> None:
@@ -173,8 +174,10 @@ def _inject_fault(faults: FaultChooser, call: Call) -> None:
     fault = faults.choose(request.headers.get("Prefer"), key, request.method, request.path)
     if fault is None:
         return
+    snapshot = call.snapshot
+    assert snapshot is not None  # taken when the request began
     if fault.kind in STATUS_KINDS:
-        operation = call.snapshot.spec.document["paths"][_route()][request.method.lower()]
+        operation = snapshot.spec.document["paths"][_route()][request.method.lower()]
         if fault.kind not in operation["responses"]:
             if fault.source == "prefer":
                 raise Problem(
@@ -187,11 +190,11 @@ def _inject_fault(faults: FaultChooser, call: Call) -> None:
             return  # the service would not answer this here: the request goes through
         call.fault = fault
         try:
-            _, plan = call.snapshot.keys.authenticate(request.headers.get("Authorization"))
+            _, plan = snapshot.keys.authenticate(request.headers.get("Authorization"))
         except Problem:
             plan = None
         call.plan = plan  # for the journal
-        limit = call.snapshot.spec.plans[plan].requests_per_minute if plan else None
+        limit = snapshot.spec.plans[plan].requests_per_minute if plan else None
         answer = status_answer(fault.kind, plan, limit)
         if fault.source == "prefer":
             answer.headers["Preference-Applied"] = f"fault={fault.kind}"

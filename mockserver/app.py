@@ -64,7 +64,8 @@ def create_app(
     app.register_error_handler(Problem, _problem_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _internal_error)
-    app.wsgi_app = TransportFaults(app.wsgi_app)  # a reset, empty, cut or slow answer
+    # A reset, empty, cut or slow answer; wrapping wsgi_app is Flask's documented way.
+    app.wsgi_app = TransportFaults(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 

@@ -145,9 +145,11 @@ def load_sequences_into(store: StateStore, path: Path) -> None:
     from mockserver.faults import MAX_SEQUENCE_ANSWERS, load_sequences
 
     for name, answers in load_sequences(str(path)):
-        if not store.call(
-            lambda n=name, a=answers: store.sequence_add(n, a, max_total=MAX_SEQUENCE_ANSWERS)
-        ):
+
+        def add(name: str = name, answers: list[str] = answers) -> bool:
+            return store.sequence_add(name, answers, max_total=MAX_SEQUENCE_ANSWERS)
+
+        if not store.call(add):
             raise ValueError(f"{path}: more than {MAX_SEQUENCE_ANSWERS} answers in all")
 
 

@@ -204,7 +204,7 @@ class Filters:
                 value = int(number) if name == "status" else number
             elif not isinstance(value, str) or not value or len(value) > MAX_URI_CHARS:
                 raise ValueError(f"{name} must be a non-empty string")
-            values[name] = value.upper() if name == "method" else value
+            values[name] = value.upper() if name == "method" and isinstance(value, str) else value
         return cls(tuple(sorted(values.items())))
 
     def empty(self) -> bool:

@@ -68,7 +68,7 @@ class ImageApiMock:
         """The next *n* API requests (of *key*, and *method* *path*, when given) get *status*:
         ``429`` or ``503``, or a transport fault (``reset``, ``empty``, ``truncate``,
         ``slow-body``); then the server answers as usual."""
-        sequence = {"answers": [str(status)] * n}
+        sequence: dict[str, object] = {"answers": [str(status)] * n}
         if key is not None:
             sequence["key"] = key
         if method is not None or path is not None:
@@ -110,7 +110,8 @@ def _wait_until_ready(url: str, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + START_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the mock server exited: {process.stdout.read()[-2000:]}")
+            printed = process.stdout.read() if process.stdout else ""
+            raise RuntimeError(f"the mock server exited: {printed[-2000:]}")
         try:
             with urllib.request.urlopen(url + "/__admin/state", timeout=1):
                 return

@@ -265,11 +265,12 @@ class EmbeddedStore(StateStore):
 
     def increment(self, name: str) -> int:
         with self.transaction() as db:
-            return db.execute(
+            count = db.execute(
                 "INSERT INTO tally (name, value) VALUES (?, 1) "
                 "ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
                 ("counter:" + name,),
             ).fetchone()[0]
+        return int(count)
 
     def reset_counter(self, name: str) -> None:
         with self.transaction() as db:
@@ -297,7 +298,7 @@ class EmbeddedStore(StateStore):
                 ).fetchone()
                 if row is not None:
                     db.execute("DELETE FROM sequences WHERE id = ?", (row[0],))
-                    return row[1]
+                    return str(row[1])
         return None
 
     def sequences(self) -> dict[str, list[str]]:

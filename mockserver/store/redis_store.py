@@ -142,7 +142,7 @@ class RedisStore(StateStore):
         return None if answer is None else _text(answer)
 
     def sequences(self) -> dict[str, list[str]]:
-        def read():
+        def read() -> dict[str, list[str]]:
             names = sorted(map(_text, self._redis.smembers(self._sequence_names)))
             pipe = self._redis.pipeline()
             for name in names:
@@ -156,7 +156,7 @@ class RedisStore(StateStore):
         }
 
     def sequences_clear(self) -> None:
-        def clear():
+        def clear() -> None:
             names = self._redis.smembers(self._sequence_names)
             keys = [self._sequence_key(_text(name)) for name in names]
             self._redis.delete(self._sequence_names, self._sequence_total, *keys)
