@@ -41,6 +41,9 @@ class TransportFaults:
             if environ.get(FAULT) in TRANSPORT_KINDS:
                 head["status"], head["headers"] = status, headers
                 return lambda data: None
+            # exc_info only when there is one: some callers' start_response takes two arguments
+            if exc_info is None:
+                return start_response(status, headers)
             return start_response(status, headers, exc_info)
 
         body = self.app(environ, forward)
