@@ -114,17 +114,8 @@ def request_body_changes(pointer: str, where: str, old: Any, new: Any) -> Iterat
                      f"{where}: the request body made required")  # fmt: skip
     if old.get("description") != new.get("description"):
         yield Change(Level.DOCS, join(pointer, "description"), (READERS,), f"{where}: edited")
-    old_content, new_content = old.get("content", {}), new.get("content", {})
-    for media in sorted(set(old_content) | set(new_content)):
-        at = join(pointer, "content", media)
-        if media not in new_content:
-            yield Change(Level.BREAKING, at, (CALLERS, CLIENTS),
-                         f"{where}: request media type {media} no longer accepted")  # fmt: skip
-        elif media not in old_content:
-            yield Change(Level.COMPATIBLE, at, (), f"{where}: request media type {media} added")
-        else:
-            yield from media_changes(at, where, old_content[media], new_content[media],
-                                     request=True)  # fmt: skip
+    yield from content_changes(pointer, where, old.get("content", {}), new.get("content", {}),
+                               request=True)  # fmt: skip
 
 
 def media_changes(pointer: str, where: str, old: dict, new: dict, *, request: bool):
@@ -175,17 +166,8 @@ def one_response_changes(pointer: str, where: str, old: dict, new: dict) -> Iter
             for doc in ("description", "example"):
                 if before.get(doc) != after.get(doc):
                     yield Change(Level.DOCS, join(at, doc), (READERS,), f"{name}: {doc} edited")
-    old_content, new_content = old.get("content", {}), new.get("content", {})
-    for media in sorted(set(old_content) | set(new_content)):
-        at = join(pointer, "content", media)
-        if media not in new_content:
-            yield Change(Level.BREAKING, at, (CALLERS, CLIENTS),
-                         f"{where}: answered as {media} no longer")  # fmt: skip
-        elif media not in old_content:
-            yield Change(Level.BUMP, at, (CALLERS, CLIENTS), f"{where}: may be answered as {media}")
-        else:
-            yield from media_changes(at, where, old_content[media], new_content[media],
-                                     request=False)  # fmt: skip
+    yield from content_changes(pointer, where, old.get("content", {}), new.get("content", {}),
+                               request=False)  # fmt: skip
 
 
 def unused_component_changes(old: dict, new: dict) -> Iterator[Change]:
@@ -225,3 +207,20 @@ def referenced(document: dict) -> set[str]:
 
     visit(document.get("paths", {}))
     return seen
+
+
+def content_changes(pointer: str, where: str, old: dict, new: dict, *, request: bool):
+    """The media types of a request body or an answer: one removed breaks callers; one added is
+    compatible in a request and, in an answer, a new form callers may meet (a bump)."""
+    for media in sorted(set(old) | set(new)):
+        at = join(pointer, "content", media)
+        if media not in new:
+            gone = f"request media type {media} no longer accepted" if request else (
+                f"answered as {media} no longer")  # fmt: skip
+            yield Change(Level.BREAKING, at, (CALLERS, CLIENTS), f"{where}: {gone}")
+        elif media not in old and request:
+            yield Change(Level.COMPATIBLE, at, (), f"{where}: request media type {media} added")
+        elif media not in old:
+            yield Change(Level.BUMP, at, (CALLERS, CLIENTS), f"{where}: may be answered as {media}")
+        else:
+            yield from media_changes(at, where, old[media], new[media], request=request)
