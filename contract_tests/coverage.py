@@ -217,13 +217,16 @@ def path_template(contract: Contract, path: str) -> str | None:
 
 def operations_for(contract: Contract, method: str, path: str, status: int) -> list[str]:
     """The operations an answer of *status* to *method path* is documented by: the operation
-    itself (HEAD as GET); for a method the path does not document, each of the path's
-    operations; for a path the spec does not know, every operation documenting the status."""
+    itself (HEAD as GET); for a refusal of a method the path does not document, each of the
+    path's operations; for a path the spec does not know, every operation documenting the
+    status."""
     paths = contract.document["paths"]
     template = path_template(contract, path)
     method = "get" if method.upper() == "HEAD" else method.lower()
     if template is not None and method in paths[template]:
         return [paths[template][method]["operationId"]]
+    if status < 400:  # a CORS preflight's 2xx, say: no operation's answer
+        return []
     items = [paths[template]] if template is not None else list(paths.values())
     return [
         operation["operationId"]
