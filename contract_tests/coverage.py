@@ -28,7 +28,6 @@ from contract_tests.spec import HTTP_METHODS, Contract
 
 PROMISES_PATH = Path(__file__).resolve().parent / "PROMISES.md"
 BOUNDARIES = ("0", "1", "max", "max+1")
-# States, worst first: a failed cell hides a verified one only if no passing test saw it.
 VERIFIED, FAILED, SKIPPED, NEVER, UNOBSERVABLE = (
     "verified",
     "failed",
@@ -256,37 +255,65 @@ def observed_cells(
     status: int,
     media_type: str,
     reply_body: bytes,
-) -> list[str]:
-    """The cells one exchange answered as the contract says (the test decides if it passed)."""
-    found = []
+) -> tuple[list[str], list[str]]:
+    """The cells one exchange answered as the contract says, and those it answered otherwise
+    (whether the test passed decides what the first count for)."""
+    agreed: list[str] = []
+    contradicted: list[str] = []
     code = problem_code(reply_body, media_type)
     for operation in operations_for(contract, method, path, status):
-        found.append(f"code/{operation}/{status}/{code or '-'}")
+        agreed.append(f"code/{operation}/{status}/{code or '-'}")
     if method.upper() != "POST" or path_template(contract, path) != "/api/v1/generate" or not body:
-        return found
+        return agreed, contradicted
     try:
         request = json.loads(body)
     except ValueError:
-        return found
-    if not isinstance(request, dict):
-        return found
-    model = request.get("model", contract.default_model)
-    if model not in contract.models:
-        return found
+        return agreed, contradicted
+    model = request.get("model", contract.default_model) if isinstance(request, dict) else None
+    if not isinstance(model, str) or model not in contract.models:
+        return agreed, contradicted
     credential = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
     plan = plans_by_key.get(credential.partition(" ")[2].strip())
     if plan is not None:
         allowed = contract.plan_includes(plan, model)
-        if (allowed and status == 200) or (not allowed and code == "model_not_in_plan"):
-            found.append(f"plan/{model}/{plan}")
+        refused = code == "model_not_in_plan"
+        if allowed and status == 200 or not allowed and refused:
+            agreed.append(f"plan/{model}/{plan}")
+        elif allowed and refused or not allowed and status == 200:
+            contradicted.append(f"plan/{model}/{plan}")
     steps = request.get("num_inference_steps")
     cap = contract.models[model]["max_steps"]
     if isinstance(steps, int) and not isinstance(steps, bool):
         boundary = {0: "0", 1: "1", cap: "max", cap + 1: "max+1"}.get(steps)
-        refused = code == contract.step_cap_code
-        if boundary in ("1", "max") and status == 200 or boundary in ("0", "max+1") and refused:
-            found.append(f"steps/{model}/{boundary}")
-    return found
+        accepted, capped = status == 200, code == contract.step_cap_code
+        if boundary in ("1", "max"):
+            (agreed if accepted else contradicted if capped else []).append(
+                f"steps/{model}/{boundary}"
+            )
+        elif boundary in ("0", "max+1"):
+            (agreed if capped else contradicted if accepted else []).append(
+                f"steps/{model}/{boundary}"
+            )
+    return agreed, contradicted
+
+
+@dataclass
+class Observed:
+    """What one test's exchanges showed: the cells answered as the contract says, those answered
+    otherwise, and the cells of its last exchange (where a failed test stopped)."""
+
+    agreed: list[str] = field(default_factory=list)
+    contradicted: list[str] = field(default_factory=list)
+    last: list[str] = field(default_factory=list)
+
+    def add(self, agreed: list[str], contradicted: list[str]) -> None:
+        self.agreed += [c for c in agreed if c not in self.agreed]
+        self.contradicted += [c for c in contradicted if c not in self.contradicted]
+        self.last = agreed + contradicted
+
+    def merge(self, other: Observed) -> None:
+        self.add(other.agreed, other.contradicted)
+        self.last = other.last
 
 
 # The run's outcome ------------------------------------------------------------------------------
@@ -338,23 +365,29 @@ def compute(
     contract: Contract,
     promises: list[Promise],
     outcomes: dict[str, Outcome],
-    touched: dict[str, list[str]],
+    observed: dict[str, Observed],
 ) -> Coverage:
-    """The coverage of a run: *outcomes* by test id, the cells each test *touched*."""
+    """The coverage of a run: *outcomes* by test id, what each test *observed*."""
     cells = contract_cells(contract, promises)
     by_state: dict[str, set[str]] = {VERIFIED: set(), FAILED: set()}
-    for nodeid, ids in touched.items():
+    for nodeid, seen in observed.items():
         outcome = outcomes.get(nodeid)
         if outcome is None or outcome.outcome == SKIPPED:
             continue
-        state = VERIFIED if outcome.outcome == "passed" else FAILED
-        by_state[state].update(ids)
+        if outcome.outcome == "passed":
+            by_state[VERIFIED].update(seen.agreed)
+            continue
+        # A failed test checked each answer before the last one as it came, and went on.
+        by_state[VERIFIED].update(c for c in seen.agreed if c not in seen.last)
+        by_state[FAILED].update(seen.contradicted)
+        by_state[FAILED].update(seen.last)
 
     def settle(cell: Cell, state: str, reason: str = "", option: bool = False) -> None:
-        if cell.state in (NEVER, SKIPPED) or state == VERIFIED and cell.state == FAILED:
+        # A cell any answer contradicted stays failed, whatever other tests saw.
+        if cell.state in (NEVER, SKIPPED) or state == FAILED and cell.state == VERIFIED:
             cell.state, cell.reason, cell.option = state, reason, option
 
-    for state in (FAILED, VERIFIED):
+    for state in (VERIFIED, FAILED):
         for cell_id in by_state[state]:
             if cell_id in cells and cells[cell_id].state != UNOBSERVABLE:
                 settle(cells[cell_id], state)

@@ -392,7 +392,7 @@ class Recorder:
         self.contract = contract
         self.plans_by_key = plans_by_key
         self.nodeid = ""
-        self.touched: dict[str, list[str]] = {}
+        self.observed: dict[str, cov.Observed] = {}
         self.last_answer = ""
         self.outcomes: dict[str, cov.Outcome] = {}
         self.failures: list[dict] = []
@@ -411,12 +411,11 @@ class Recorder:
         target._send = observed  # type: ignore[method-assign]
 
     def observe(self, method, path, headers, data, reply) -> None:
-        cells = cov.observed_cells(
+        agreed, contradicted = cov.observed_cells(
             self.contract, self.plans_by_key, method, path, headers, data,
             reply.status, reply.media_type, reply.body,
         )  # fmt: skip
-        self.touched.setdefault(self.nodeid, [])
-        self.touched[self.nodeid] += [c for c in cells if c not in self.touched[self.nodeid]]
+        self.observed.setdefault(self.nodeid, cov.Observed()).add(agreed, contradicted)
         body = reply.body.decode("utf-8", "backslashreplace")
         body = body[:2000] + ("...(truncated)" if len(body) > 2000 else "")
         headers_text = "\n".join(f"{name}: {value}" for name, value in reply.headers.items())
@@ -504,13 +503,15 @@ def pytest_sessionfinish(session):
     config = session.config
     recorder = config.stash[RECORDER]
     if is_worker(config):
-        config.workeroutput["contract_touched"] = recorder.touched
+        config.workeroutput["contract_observed"] = {
+            nodeid: dataclasses.asdict(seen) for nodeid, seen in recorder.observed.items()
+        }
         return
     if recorder.exit_status == gate.EXIT_TARGET:
         return
     contract = load_contract()
     recorder.coverage = cov.compute(
-        contract, cov.load_promises(), recorder.outcomes, recorder.touched
+        contract, cov.load_promises(), recorder.outcomes, recorder.observed
     )
     recorder.coverage.failures = recorder.failures
     status = int(session.exitstatus)
@@ -530,10 +531,10 @@ def pytest_sessionfinish(session):
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error):
     """pytest-xdist: a worker's observations join the controller's."""
-    touched = getattr(node, "workeroutput", {}).get("contract_touched", {})
-    mine = node.config.stash[RECORDER].touched
-    for nodeid, cells in touched.items():
-        mine[nodeid] = mine.get(nodeid, []) + [c for c in cells if c not in mine.get(nodeid, [])]
+    observed = getattr(node, "workeroutput", {}).get("contract_observed", {})
+    mine = node.config.stash[RECORDER].observed
+    for nodeid, seen in observed.items():
+        mine.setdefault(nodeid, cov.Observed()).merge(cov.Observed(**seen))
 
 
 def exit_meaning(status: int) -> str:

@@ -104,7 +104,7 @@ Exit status <b>{document["exit_status"]}</b>: {escape(document["exit_meaning"])}
 <h2>Every model on every plan</h2>
 {matrix(cells, "plans", lambda c: "allowed" if c["expect"] == "200" else "refused")}
 <h2>Step-cap edges</h2>
-{matrix(cells, "steps", lambda c: c["expect"].split(":")[0])}
+{matrix(cells, "steps", lambda c: c["expect"].split(" ")[0])}
 <h2>Documented statuses and codes per operation</h2>
 {matrix(cells, "codes", lambda c: c["state"])}
 <h2>Failures ({len(failures)})</h2>

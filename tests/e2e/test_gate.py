@@ -17,6 +17,12 @@ from tests.support import ROOT, RunningServer, free_port
 
 ALL_KEYS = {f"IMAGEAPI_KEY_{plan.upper()}": key for plan, key in DEV_KEYS.items()}
 ENTERPRISE = {"IMAGEAPI_KEY_ENTERPRISE": DEV_KEYS["enterprise"]}
+GROUPS = {
+    "model x plan": "plans",
+    "statuses and codes": "codes",
+    "step-cap edges": "steps",
+    "PROMISES.md rows": "promises",
+}
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
     "--no-sandbox",
@@ -86,12 +92,9 @@ def test_all_keys_in_parallel_verify_every_cell_and_the_reports_agree(mock, tmp_
     # 429 needs --check-rate-limits (an option: listed, not failing); 500 and 503 are faults
     # no client can provoke.
     assert {i.split("/")[2] for i in unverified} == {"429", "500", "503"}, unverified
-    assert all(
-        c["state"] == "skipped" and c["option"] for i, c in codes.items() if "/429/" in i
-    )
+    assert all(c["state"] == "skipped" and c["option"] for i, c in codes.items() if "/429/" in i)
     terminal = table(result.stdout)
-    for title, group in [("model x plan", "plans"), ("statuses and codes", "codes"),
-                         ("step-cap edges", "steps"), ("PROMISES.md rows", "promises")]:  # fmt: skip
+    for title, group in GROUPS.items():
         counts = document["coverage"]["groups"][group]
         expected = [counts[k] for k in ("verified", "failed", "skipped", "never reached",
                                         "not observable", "total")]  # fmt: skip
@@ -156,12 +159,18 @@ def test_a_red_runs_html_report_in_chromium(tmp_path):
     curl with the key as its variable, the answer, and no key anywhere."""
     from playwright.sync_api import sync_playwright
 
-    page_path = tmp_path / "report.html"
+    page_path, report = tmp_path / "report.html", tmp_path / "coverage.json"
     result = suite(
         "--app", "tests.mutants:ignore_plans", "-k", "every_model_on_every_plan or boundaries",
-        f"--report=html:{page_path}",
+        f"--report=html:{page_path}", f"--report=json:{report}",
     )  # fmt: skip
     assert result.returncode == 1, result.stdout[-3000:]
+    states = {c["id"]: c["state"] for c in json.loads(report.read_text())["coverage"]["cells"]}
+    # The free plan's test stopped at the first model it should refuse: the cells before it
+    # were verified, that one failed, the rest never reached.
+    assert states["plan/flux-schnell/free"] == "verified"
+    assert states["plan/sdxl-lightning/free"] == "failed"
+    assert states["plan/sdxl/free"] == "never reached"
     html = page_path.read_text()
     for key in DEV_KEYS.values():
         assert key not in html
