@@ -416,8 +416,9 @@ class Recorder:
             reply.status, reply.media_type, reply.body,
         )  # fmt: skip
         self.observed.setdefault(self.nodeid, cov.Observed()).add(agreed, contradicted)
-        body = reply.body.decode("utf-8", "backslashreplace")
-        body = body[:2000] + ("...(truncated)" if len(body) > 2000 else "")
+        # Only the start of the body is kept: a generation's answer holds megabytes of images.
+        body = reply.body[:2000].decode("utf-8", "backslashreplace")
+        body += "...(truncated)" if len(reply.body) > 2000 else ""
         headers_text = "\n".join(f"{name}: {value}" for name, value in reply.headers.items())
         self.last_answer = f"HTTP {reply.status}\n{headers_text}\n\n{body}"
 
