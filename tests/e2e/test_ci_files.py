@@ -28,6 +28,7 @@ import jsonschema
 import pytest
 import yaml
 
+from contract_tests import gate
 from tests.support import KEY_FOR_PLAN, ROOT, free_port, wait_for
 
 ACTION = ROOT / "action.yml"
@@ -139,6 +140,19 @@ def test_the_mock_image_binds_every_address_only_inside_and_checks_its_health():
     assert steps["EXPOSE"] == "8000"
     for path in DOCKERFILES.values():
         assert "USER" in dict(instructions(path)), f"{path.name} runs as root"
+
+
+def test_the_exit_statuses_of_the_docs_are_the_gates():
+    rows = re.findall(r"^\| (\d+) \| (.+?) \|$", CI_DOC.read_text(encoding="utf-8"), re.M)
+    documented = {int(status): meaning for status, meaning in rows}
+    assert set(documented) == {0, gate.EXIT_BROKEN, gate.EXIT_TOO_LITTLE, gate.EXIT_TARGET}
+    assert "broken" in documented[gate.EXIT_BROKEN]
+    assert "too little" in documented[gate.EXIT_TOO_LITTLE]
+    assert "unreachable" in documented[gate.EXIT_TARGET]
+    assert (
+        f"({gate.EXIT_BROKEN} broken, {gate.EXIT_TOO_LITTLE} too little verified"
+        in ACTION.read_text()
+    )
 
 
 # Every step replayed here -------------------------------------------------------------------
