@@ -184,9 +184,10 @@ def pytest_configure(config):
         credentials.add_known(key, KEY_VARIABLE.format(plan.upper()))
     config.stash[CREDENTIALS] = credentials
     contract = load_contract()
-    config.stash[RECORDER] = Recorder(
-        contract, {key: plan for plan, key in plan_keys(config).items() if key}
-    )
+    recorder = Recorder(contract, {key: plan for plan, key in plan_keys(config).items() if key})
+    config.stash[RECORDER] = recorder
+    if not is_worker(config):  # the controller hears every test's outcome, the workers' too
+        config.pluginmanager.register(recorder, "contract-coverage")
     known = {
         "plans": contract.plans,
         "models": list(contract.models),
@@ -422,7 +423,7 @@ class Recorder:
         headers_text = "\n".join(f"{name}: {value}" for name, value in reply.headers.items())
         self.last_answer = f"HTTP {reply.status}\n{headers_text}\n\n{body}"
 
-    def record(self, report) -> None:
+    def pytest_runtest_logreport(self, report) -> None:
         """A test's outcome, from its reports (setup, call, teardown), as the controller saw it."""
         nodeid = report.nodeid
         if report.skipped:
@@ -461,14 +462,7 @@ def pytest_runtest_protocol(item):
     yield
 
 
-def pytest_runtest_logreport(report):
-    config = getattr(pytest_runtest_logreport, "config", None)
-    if config is not None and not is_worker(config):
-        config.stash[RECORDER].record(report)
-
-
 def pytest_sessionstart(session):
-    pytest_runtest_logreport.config = session.config  # type: ignore[attr-defined]
     config = session.config
     if is_worker(config) or not config.getoption("base_url"):
         return
