@@ -468,7 +468,13 @@ def pytest_sessionstart(session):
         return
     problem = target_problem(config)
     if problem:
-        config.stash[RECORDER].exit_status = gate.EXIT_TARGET
+        recorder = config.stash[RECORDER]
+        recorder.exit_status = gate.EXIT_TARGET
+        recorder.verdict = gate.Verdict(gate.EXIT_TARGET, [f"contract target: {problem}"])
+        # pytest calls no pytest_sessionfinish after an exit here: the reports are written now,
+        # every cell never reached.
+        settle(recorder)
+        write_reports(config, recorder)
         pytest.exit(f"contract target: {problem}", returncode=gate.EXIT_TARGET)
 
 
@@ -502,22 +508,29 @@ def pytest_sessionfinish(session):
             nodeid: dataclasses.asdict(seen) for nodeid, seen in recorder.observed.items()
         }
         return
-    if recorder.exit_status == gate.EXIT_TARGET:
-        return
-    contract = load_contract()
-    recorder.coverage = cov.compute(
-        contract, cov.load_promises(), recorder.outcomes, recorder.observed
-    )
-    recorder.coverage.failures = recorder.failures
+    coverage = settle(recorder)
     status = int(session.exitstatus)
     if status == 0:
         missing = [KEY_VARIABLE.format(p.upper()) for p, k in plan_keys(config).items() if not k]
-        recorder.verdict = gate.judge(recorder.coverage, config.stash[REQUIRED], missing)
+        recorder.verdict = gate.judge(coverage, config.stash[REQUIRED], missing)
         status = recorder.verdict.status
         session.exitstatus = status
     else:
         recorder.verdict = gate.Verdict(status, [f"contract gate: {exit_meaning(status)}"])
     recorder.exit_status = status
+    write_reports(config, recorder)
+
+
+def settle(recorder: Recorder) -> cov.Coverage:
+    """The coverage, from the outcomes so far."""
+    recorder.coverage = cov.compute(
+        load_contract(), cov.load_promises(), recorder.outcomes, recorder.observed
+    )
+    recorder.coverage.failures = recorder.failures
+    return recorder.coverage
+
+
+def write_reports(config, recorder: Recorder) -> None:
     document = report_document(config, recorder)
     for kind, path in config.stash[REPORTS]:
         REPORT_KINDS[kind](path, document)

@@ -134,10 +134,16 @@ def test_skips_caused_by_the_teams_own_options_do_not_fail(mock):
     assert "skipped, --max-billable reached (option: does not fail the gate)" in result.stdout
 
 
-def test_an_unreachable_target_or_an_unknown_key_is_exit_7(mock):
-    nowhere = suite("--base-url", f"http://127.0.0.1:{free_port()}", keys=ALL_KEYS)
+def test_an_unreachable_target_or_an_unknown_key_is_exit_7(mock, tmp_path):
+    report = tmp_path / "coverage.json"
+    url = f"http://127.0.0.1:{free_port()}"
+    nowhere = suite("--base-url", url, f"--report=json:{report}", keys=ALL_KEYS)
     assert nowhere.returncode == 7, nowhere.stdout[-2000:]
     assert "contract target: unreachable" in nowhere.stdout + nowhere.stderr
+    document = json.loads(report.read_text())  # the pipeline's report says why, too
+    assert document["exit_status"] == 7
+    assert document["gate"]["lines"][0].startswith("contract target: unreachable")
+    assert document["coverage"]["counts"]["verified"] == 0
     wrong = "sk_live_not_a_key_of_this_target_42"
     result = suite("--base-url", mock.url, keys={**ENTERPRISE, "IMAGEAPI_KEY_PRO": wrong})
     assert result.returncode == 7, result.stdout[-2000:]
