@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import os
 import random
 import shutil
@@ -24,6 +25,8 @@ import pytest
 import requests
 from hypothesis import HealthCheck, Phase, settings
 
+from contract_tests import coverage as cov
+from contract_tests import gate, report_html, report_json
 from contract_tests.checks import retry_delay
 from contract_tests.redact import Credentials
 from contract_tests.spec import Contract, load_contract, spec_path, use_spec
@@ -43,6 +46,16 @@ BILLING = pytest.StashKey[Billing]()
 CREDENTIALS = pytest.StashKey[Credentials]()
 TARGET = pytest.StashKey[object]()
 SHARED_DIR = pytest.StashKey[Path]()
+RECORDER = pytest.StashKey["Recorder"]()
+REQUIRED = pytest.StashKey[gate.Requirements]()
+REPORTS = pytest.StashKey[list[tuple[str, Path]]]()
+REPORT_KINDS = {"json": report_json.write, "html": report_html.write}
+EXIT_MEANINGS = {
+    0: "the contract holds and the gate's requirements are met",
+    gate.EXIT_BROKEN: "the contract is broken: a test failed",
+    gate.EXIT_TOO_LITTLE: "too little verified",
+    gate.EXIT_TARGET: "the target is unreachable or misconfigured",
+}
 
 settings.register_profile(
     "ci",
@@ -121,6 +134,30 @@ def pytest_addoption(parser):
         help="also test the rate limit itself: spends a minute's quota of one key and waits "
         "for it to come back; run it alone (-k rate_limit), not beside other tests",
     )
+    group.addoption(
+        "--report",
+        action="append",
+        default=[],
+        metavar="KIND:PATH",
+        help="write the coverage of the contract and the failures: json:PATH or html:PATH "
+        "(repeatable)",
+    )
+    group.addoption(
+        "--require",
+        action="append",
+        default=[],
+        metavar="KIND=A,B|all",
+        help="fail the run (exit 6) unless these cells were verified: plans=free,basic, "
+        "models=sdxl, promises=all (or ids), codes=all (or operationIds); repeatable",
+    )
+    group.addoption(
+        "--min-coverage",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="fail the run (exit 6) unless this fraction of the cells it could verify was "
+        "verified (cells the team's own options skip, and unobservable ones, do not count)",
+    )
 
 
 def is_worker(config) -> bool:
@@ -146,6 +183,30 @@ def pytest_configure(config):
     for plan, key in plan_keys(config).items():
         credentials.add_known(key, KEY_VARIABLE.format(plan.upper()))
     config.stash[CREDENTIALS] = credentials
+    contract = load_contract()
+    recorder = Recorder(contract, {key: plan for plan, key in plan_keys(config).items() if key})
+    config.stash[RECORDER] = recorder
+    if not is_worker(config):  # the controller hears every test's outcome, the workers' too
+        config.pluginmanager.register(recorder, "contract-coverage")
+    known = {
+        "plans": contract.plans,
+        "models": list(contract.models),
+        "promises": [p.id for p in cov.load_promises() if p.observable],
+        "codes": sorted({operation for operation, _, _ in cov.documented_codes(contract)}),
+    }
+    try:
+        config.stash[REQUIRED] = gate.parse_requirements(
+            config.getoption("require"), config.getoption("min_coverage"), known
+        )
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    reports = []
+    for value in config.getoption("report"):
+        kind, colon, path = value.partition(":")
+        if not colon or kind not in REPORT_KINDS or not path:
+            raise pytest.UsageError(f"--report {value}: expected json:PATH or html:PATH")
+        reports.append((kind, Path(path)))
+    config.stash[REPORTS] = reports
 
 
 def fetched_spec(location: str, folder: Path) -> Path:
@@ -233,6 +294,7 @@ def target(pytestconfig, billing, contract):
         app = getattr(importlib.import_module(module), factory)()
         made = WsgiTarget(app, billing, **options)
     pytestconfig.stash[TARGET] = made
+    pytestconfig.stash[RECORDER].watch(made)
     return made
 
 
@@ -302,6 +364,9 @@ def pytest_runtest_makereport(item, call):
         recent = target.exchanges[-3:]
         lines = [f"# -> {exchange.status}\n{target.curl(exchange)}" for exchange in recent]
         report.sections.append(("Reproduce (last requests, newest last)", "\n".join(lines)))
+        answer = item.config.stash[RECORDER].last_answer
+        if answer:
+            report.sections.append((ANSWER_SECTION, answer))
     if target is not None and report.when == "teardown":
         target.exchanges.clear()
     redact_report(report, item.config.stash[CREDENTIALS])
@@ -311,6 +376,196 @@ def pytest_runtest_makereport(item, call):
 def pytest_make_collect_report(collector):
     outcome = yield
     redact_report(outcome.get_result(), collector.config.stash[CREDENTIALS])
+
+
+# Coverage of the contract and the gate -----------------------------------------------------------
+
+ANSWER_SECTION = "Answer received (last)"
+REPRODUCE_SECTION = "Reproduce (last requests, newest last)"
+
+
+class Recorder:
+    """Observes every exchange of this process's target: the cells each test touched (sent to
+    the controller by pytest-xdist's workeroutput), the last answer (for a failure's report),
+    and, in the controller, every test's outcome."""
+
+    def __init__(self, contract: Contract, plans_by_key: dict[str, str]):
+        self.contract = contract
+        self.plans_by_key = plans_by_key
+        self.nodeid = ""
+        self.observed: dict[str, cov.Observed] = {}
+        self.last_answer = ""
+        self.outcomes: dict[str, cov.Outcome] = {}
+        self.failures: list[dict] = []
+        self.coverage: cov.Coverage | None = None
+        self.verdict: gate.Verdict | None = None
+        self.exit_status: int | None = None
+
+    def watch(self, target: Target) -> None:
+        send = target._send
+
+        def observed(method, path, headers, data):
+            reply = send(method, path, headers, data)
+            self.observe(method, path, headers, data, reply)
+            return reply
+
+        target._send = observed  # type: ignore[method-assign]
+
+    def observe(self, method, path, headers, data, reply) -> None:
+        agreed, contradicted = cov.observed_cells(
+            self.contract, self.plans_by_key, method, path, headers, data,
+            reply.status, reply.media_type, reply.body,
+        )  # fmt: skip
+        self.observed.setdefault(self.nodeid, cov.Observed()).add(agreed, contradicted)
+        # Only the start of the body is kept: a generation's answer holds megabytes of images.
+        body = reply.body[:2000].decode("utf-8", "backslashreplace")
+        body += "...(truncated)" if len(reply.body) > 2000 else ""
+        headers_text = "\n".join(f"{name}: {value}" for name, value in reply.headers.items())
+        self.last_answer = f"HTTP {reply.status}\n{headers_text}\n\n{body}"
+
+    def pytest_runtest_logreport(self, report) -> None:
+        """A test's outcome, from its reports (setup, call, teardown), as the controller saw it."""
+        nodeid = report.nodeid
+        if report.skipped:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+            reason = reason.removeprefix("Skipped: ")
+            if nodeid not in self.outcomes:
+                self.outcomes[nodeid] = cov.Outcome("skipped", reason)
+        elif report.failed:
+            self.outcomes[nodeid] = cov.Outcome("failed")
+            self.failures.append(self.failure(report))
+        elif report.when == "call":
+            self.outcomes.setdefault(nodeid, cov.Outcome("passed"))
+
+    def failure(self, report) -> dict:
+        sections = dict(report.sections)
+        crash = getattr(report.longrepr, "reprcrash", None)
+        message = crash.message if crash is not None else str(report.longrepr)[-2000:]
+        promises = [
+            {"id": p.id, "text": p.text, "stated_in": p.stated_in}
+            for p in cov.promises_of_test(cov.load_promises(), report.nodeid)
+        ]
+        return {
+            "test": report.nodeid,
+            "when": report.when,
+            "message": message,
+            "promises": promises,
+            "curl": sections.get(REPRODUCE_SECTION, ""),
+            "answer": sections.get(ANSWER_SECTION, ""),
+        }
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item):
+    recorder = item.config.stash[RECORDER]
+    recorder.nodeid, recorder.last_answer = item.nodeid, ""
+    yield
+
+
+def pytest_sessionstart(session):
+    config = session.config
+    if is_worker(config) or not config.getoption("base_url"):
+        return
+    problem = target_problem(config)
+    if problem:
+        recorder = config.stash[RECORDER]
+        recorder.exit_status = gate.EXIT_TARGET
+        recorder.verdict = gate.Verdict(gate.EXIT_TARGET, [f"contract target: {problem}"])
+        # pytest calls no pytest_sessionfinish after an exit here: the reports are written now,
+        # every cell never reached.
+        settle(recorder)
+        write_reports(config, recorder)
+        pytest.exit(f"contract target: {problem}", returncode=gate.EXIT_TARGET)
+
+
+def target_problem(config) -> str | None:
+    """Why the target cannot be tested at all, if it cannot: no answer at --base-url, or a key
+    it does not know (each key is sent once to GET /api/v1/models, which is never billed)."""
+    url = config.getoption("base_url").rstrip("/") + "/api/v1/models"
+    timeout = min(config.getoption("request_timeout"), 30)
+    try:
+        requests.get(url, timeout=timeout)
+    except requests.RequestException as exc:
+        return f"unreachable: GET {url} got no answer ({type(exc).__name__})"
+    for plan, key in plan_keys(config).items():
+        if not key:
+            continue
+        try:
+            reply = requests.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=timeout)
+        except requests.RequestException as exc:
+            return f"unreachable: GET {url} got no answer ({type(exc).__name__})"
+        if reply.status_code == 401:
+            variable = KEY_VARIABLE.format(plan.upper())
+            return f"misconfigured: {variable} is not a key the target knows (401 at GET {url})"
+    return None
+
+
+def pytest_sessionfinish(session):
+    config = session.config
+    recorder = config.stash[RECORDER]
+    if is_worker(config):
+        config.workeroutput["contract_observed"] = {
+            nodeid: dataclasses.asdict(seen) for nodeid, seen in recorder.observed.items()
+        }
+        return
+    coverage = settle(recorder)
+    status = int(session.exitstatus)
+    if status == 0:
+        missing = [KEY_VARIABLE.format(p.upper()) for p, k in plan_keys(config).items() if not k]
+        recorder.verdict = gate.judge(coverage, config.stash[REQUIRED], missing)
+        status = recorder.verdict.status
+        session.exitstatus = status
+    else:
+        recorder.verdict = gate.Verdict(status, [f"contract gate: {exit_meaning(status)}"])
+    recorder.exit_status = status
+    write_reports(config, recorder)
+
+
+def settle(recorder: Recorder) -> cov.Coverage:
+    """The coverage, from the outcomes so far."""
+    recorder.coverage = cov.compute(
+        load_contract(), cov.load_promises(), recorder.outcomes, recorder.observed
+    )
+    recorder.coverage.failures = recorder.failures
+    return recorder.coverage
+
+
+def write_reports(config, recorder: Recorder) -> None:
+    document = report_document(config, recorder)
+    for kind, path in config.stash[REPORTS]:
+        REPORT_KINDS[kind](path, document)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """pytest-xdist: a worker's observations join the controller's."""
+    observed = getattr(node, "workeroutput", {}).get("contract_observed", {})
+    mine = node.config.stash[RECORDER].observed
+    for nodeid, seen in observed.items():
+        mine.setdefault(nodeid, cov.Observed()).merge(cov.Observed(**seen))
+
+
+def exit_meaning(status: int) -> str:
+    return EXIT_MEANINGS.get(status, f"pytest exit status {status}")
+
+
+def report_document(config, recorder: Recorder) -> dict:
+    """What --report writes, every string redacted."""
+    assert recorder.coverage is not None and recorder.verdict is not None
+    tests = {"passed": 0, "failed": 0, "skipped": 0}
+    for outcome in recorder.outcomes.values():
+        tests[outcome.outcome] += 1
+    document = {
+        "target": config.getoption("base_url") or f"in-process {config.getoption('app')}",
+        "spec": str(config.getoption("spec") or spec_path()),
+        "exit_status": recorder.exit_status,
+        "exit_meaning": exit_meaning(int(recorder.exit_status or 0)),
+        "gate": {"status": recorder.verdict.status, "lines": recorder.verdict.lines},
+        "tests": tests,
+        "coverage": recorder.coverage.as_json(),
+    }
+    credentials = config.stash[CREDENTIALS]
+    return json.loads(credentials.redact(json.dumps(document)))
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -323,3 +578,12 @@ def pytest_terminal_summary(terminalreporter, config):
         f"billable requests made: {counts['made']} ({budget}; {counts['reserved']} reserved; "
         f"{counts['waited']} answers of 429 or 503 waited out)"
     )
+    recorder = config.stash[RECORDER]
+    if recorder.coverage is None or recorder.verdict is None:
+        return
+    for line in cov.summary_lines(recorder.coverage):
+        terminalreporter.write_line(line)
+    for line in recorder.verdict.lines:
+        terminalreporter.write_line(line, red=recorder.verdict.status != 0, bold=True)
+    for kind, path in config.stash[REPORTS]:
+        terminalreporter.write_line(f"contract report ({kind}): {path}")
