@@ -17,7 +17,7 @@ pytest.importorskip("diffusers", reason="the diffusers backend needs pip install
 import torch  # noqa: E402
 
 from mockserver.backends import BackendUnavailable  # noqa: E402
-from mockserver.backends.diffusers_backend import DiffusersBackend  # noqa: E402
+from mockserver.backends.diffusers import DiffusersBackend  # noqa: E402
 from tests.support import RunningServer, assert_contract_suite_passes, make_generation  # noqa: E402
 
 
@@ -327,7 +327,7 @@ def test_timed_out_requests_no_longer_count_as_waiting(spec):
     backend = fake_backend(spec, pipeline, max_batch=1, max_queue=3, timeout_s=0.3)
     outcomes = ask_all(backend, [generation(seed=s) for s in range(4)])
     assert all("longer than 0.3 s" in str(result) for result, _ in outcomes)
-    assert len(backend._jobs) == 0  # noqa: SLF001 - what counts as waiting is the point
+    assert len(backend.queue) == 0  # what counts as waiting is the point
     # The first call is still running: the next three are queued, not refused as "waiting".
     pipeline.delay = 0.0
     outcomes = ask_all(backend, [generation(seed=s) for s in range(10, 13)], stagger=0)
@@ -382,7 +382,7 @@ def test_retry_after_follows_the_kind_of_request_waiting(spec):
 
 
 def batch_key_of(spec, **overrides):
-    from mockserver.backends.diffusers_backend import batch_key
+    from mockserver.backends.diffusers import batch_key
 
     g = generation(**overrides)
     return batch_key(g, spec.pipelines[g.model])
