@@ -1,69 +1,66 @@
-"""One pipeline call for a batch of jobs: the compiled or the eager parts by image size, the
-batch padded up to a compiled batch size, the prompts' encodings from the cache where it
-serves, and the pixels made bytes on the device. Run on the device's thread only."""
+"""The device's one thread: it loads the models, then runs batch after batch from the queue,
+and hands each batch's pixels to the encoders without waiting for them.
+
+On the CPU, torch's OpenMP thread pool belongs to the thread that calls it; two threads doing
+torch work make two pools that compete for the cores (measured on 2 CPUs: a tiny pipeline run
+from a second thread, after the first had run it, was 1.4x slower at 1024x1024 and 3x slower
+at 256x256). Hence one thread for loading and running alike."""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from mockserver.backends import BackendUnavailable
-from mockserver.backends.diffusers.pipelines import Parts, Pipeline
-from mockserver.backends.diffusers.queue import Job, guidance_for
+from mockserver.backends.diffusers.pipelines import (
+    Pipeline,
+    Pipelines,
+    PromptCache,
+    encodes_sdxl_prompts,
+)
+from mockserver.backends.diffusers.queue import Job, Queue, guidance_for
 
-PromptEncoding = tuple[Any, Any]  # (prompt embeddings, pooled embeddings), tensors
+log = logging.getLogger("mockserver.diffusers")
 
-
-class PromptCache:
-    """Prompt encodings by (model, prompt), on the device; the least recently used go first.
-    A repeated prompt skips the text encoders (two CLIP models on SDXL: about 30 ms a call
-    on an H200, mostly kernel launches)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._entries: OrderedDict[tuple[str, str], PromptEncoding] = OrderedDict()
-
-    def get(self, key: tuple[str, str]) -> PromptEncoding | None:
-        value = self._entries.get(key)
-        if value is not None:
-            self._entries.move_to_end(key)
-        return value
-
-    def put(self, key: tuple[str, str], value: PromptEncoding) -> None:
-        self._entries[key] = value
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-
-
-def encodes_sdxl_prompts(pipeline: Pipeline) -> bool:
-    """Whether the pipeline takes SDXL's precomputed prompt encodings (two CLIP encoders, a
-    pooled embedding): the kind the prompt cache serves."""
-    return type(pipeline).__name__.startswith("StableDiffusionXL") and hasattr(
-        pipeline, "encode_prompt"
-    )
+Encode = Callable[[Job, Any], None]  # a job and its pixels, to be encoded off this thread
 
 
 class Runner:
     def __init__(
-        self,
-        torch: Any,
-        *,
-        compile_sizes: set[tuple[int, int]],
-        buckets: tuple[int, ...],
-        prompt_cache: int,
-    ) -> None:
-        self.torch = torch
-        self.compile_sizes = compile_sizes
-        self.buckets = buckets
-        self.prompt_cache = PromptCache(prompt_cache)
-        self.pipelines: dict[str, Pipeline] = {}
-        self.parts: dict[str, tuple[Parts, Parts]] = {}  # model -> (eager, compiled)
+        self, pipelines: Pipelines, queue: Queue, buckets: list[int], prompt_cache: PromptCache
+    ):
+        self.pipelines, self.queue, self.buckets = pipelines, queue, buckets
+        self.prompt_cache = prompt_cache
+        self.torch = pipelines.torch
+        self.calls = 0  # pipeline calls made: batching shows as fewer calls than images
+        self.last_call_s = 0.0
 
-    def run(self, batch: list[Job], recipe: dict[str, Any]) -> tuple[Any, float]:
-        """The batch's images (a uint8 array, NHWC, one per image asked) and the call's
-        seconds. CUDA out of memory is BackendUnavailable; the device stays usable."""
+    def own_the_device(
+        self, loaded: Future[None], given: dict[str, Pipeline], encode: Encode
+    ) -> None:
+        """The thread's body: loads (*loaded* tells the outcome), then serves forever."""
+        try:
+            self.pipelines.load_all(given)
+        except BaseException as exc:
+            loaded.set_exception(exc)
+            return
+        loaded.set_result(None)
+        while True:
+            batch = self.queue.take_batch()
+            if not batch:
+                continue
+            seconds = None
+            try:
+                seconds = self._run(batch, encode)
+            finally:
+                self.queue.finished(batch, seconds)
+
+    def _run(self, batch: list[Job], encode: Encode) -> float | None:
+        """Runs *batch* as one pipeline call; its seconds, or None where it failed (each job
+        then fails: 503 for an out-of-memory device)."""
         torch = self.torch
         first = batch[0].generation
         prompts: list[str] = []
@@ -75,25 +72,20 @@ class Runner:
             negatives += [g.negative_prompt or ""] * g.num_images
             seeds += g.image_seeds()
         real = len(prompts)
-        pipeline = self.pipelines[first.model]
-        compiled = (first.width, first.height) in self.compile_sizes
-        if first.model in self.parts:
-            eager, fast = self.parts[first.model]
-            wanted = fast if compiled else eager
-            if not wanted.installed_in(pipeline):
-                wanted.install(pipeline)
+        compiled = (first.width, first.height) in self.pipelines.compile_sizes
+        pipeline = self.pipelines.use(first.model, compiled=compiled)
         if compiled:
             size = next(b for b in self.buckets if b >= len(prompts))
             padding = size - len(prompts)
             prompts += prompts[-1:] * padding
             negatives += negatives[-1:] * padding
             seeds += seeds[-1:] * padding
-        guidance = guidance_for(recipe, negative_prompt=any(negatives))
+        recipe = self.pipelines.recipes[first.model]
         kwargs: dict[str, Any] = dict(
             num_inference_steps=first.num_inference_steps,
             width=first.width,
             height=first.height,
-            guidance_scale=guidance,
+            guidance_scale=guidance_for(recipe, negative_prompt=any(negatives)),
             # CPU generators: the same seed gives the same image on any device.
             generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds],
             output_type="pt",
@@ -109,8 +101,20 @@ class Runner:
                 images = images[:real].permute(0, 2, 3, 1).cpu().numpy()
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
-            raise BackendUnavailable("the GPU ran out of memory", 5) from None
-        return images, time.perf_counter() - started
+            _fail(batch, BackendUnavailable("the GPU ran out of memory", 5))
+            return None
+        except Exception as exc:
+            log.exception("generation failed")
+            _fail(batch, exc)
+            return None
+        self.calls += 1
+        elapsed = self.last_call_s = time.perf_counter() - started
+        offset = 0
+        for job in batch:
+            count = job.generation.num_images
+            encode(job, images[offset : offset + count])
+            offset += count
+        return elapsed
 
     def _prompt_arguments(
         self, model: str, pipeline: Pipeline, prompts: list[str], negatives: list[str]
@@ -129,12 +133,18 @@ class Runner:
             arguments.update(negative_prompt_embeds=embeds, negative_pooled_prompt_embeds=pooled)
         return arguments
 
-    def _encodings(self, model: str, pipeline: Pipeline, texts: list[str]) -> PromptEncoding:
+    def _encodings(self, model: str, pipeline: Pipeline, texts: list[str]) -> tuple[Any, Any]:
         """SDXL's prompt encodings of *texts*, stacked; those not cached are encoded in one
         call and cached."""
         torch = self.torch
-        found = {text: self.prompt_cache.get((model, text)) for text in dict.fromkeys(texts)}
-        missing = [text for text, value in found.items() if value is None]
+        found: dict[str, tuple[Any, Any]] = {}
+        missing = []
+        for text in dict.fromkeys(texts):
+            cached = self.prompt_cache.get((model, text))
+            if cached is None:
+                missing.append(text)
+            else:
+                found[text] = cached
         if missing:
             embeds, _, pooled, _ = pipeline.encode_prompt(
                 missing,
@@ -144,11 +154,14 @@ class Runner:
             )
             for text, embed, pool in zip(missing, embeds, pooled, strict=True):
                 # Copies: a compiled encoder's outputs may live in memory it reuses.
-                encoding = (embed.clone(), pool.clone())
-                found[text] = encoding
-                self.prompt_cache.put((model, text), encoding)
-        ready = [found[text] for text in texts]
+                found[text] = (embed.clone(), pool.clone())
+                self.prompt_cache.put((model, text), found[text])
         return (
-            torch.stack([encoding[0] for encoding in ready if encoding is not None]),
-            torch.stack([encoding[1] for encoding in ready if encoding is not None]),
+            torch.stack([found[text][0] for text in texts]),
+            torch.stack([found[text][1] for text in texts]),
         )
+
+
+def _fail(batch: list[Job], error: BaseException) -> None:
+    for job in batch:
+        job.future.set_exception(error)
