@@ -43,3 +43,20 @@ def test_a_third_party_backend_registers_without_touching_this_code(tmp_path, mo
     assert "solid" in available_backends()
     backend = load_backend("solid", colour="red")
     assert backend.options == {"colour": "red"}
+
+
+def test_the_built_in_backends_are_listed_without_entry_points_and_imported_only_when_chosen():
+    import subprocess
+
+    from tests.support import ROOT
+
+    code = (
+        "import sys; from mockserver.backends import available_backends; "
+        "print(available_backends()); print('mockserver.backends.ray.client' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    listed, imported = result.stdout.splitlines()
+    assert {"placeholder", "diffusers", "ray"} <= set(eval(listed))  # noqa: S307 - a list's repr
+    assert imported == "False"
