@@ -17,7 +17,6 @@ import math
 import os
 import threading
 import time
-from collections import deque
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -115,6 +114,10 @@ class DiffusersBackend:
         return self.models.device
 
     @property
+    def dtype(self) -> Any:
+        return self.models.dtype
+
+    @property
     def compile_sizes(self) -> set[tuple[int, int]]:
         return self.models.compile_sizes
 
@@ -129,10 +132,6 @@ class DiffusersBackend:
     @property
     def timings(self) -> Timings:
         return self.queue.timings
-
-    @property
-    def _jobs(self) -> deque[Job]:
-        return self.queue.jobs
 
     # Serving -----------------------------------------------------------------------------
 

@@ -47,10 +47,12 @@ class DiffusersOptions:
                 f"the diffusers backend has no option {', '.join(sorted(unknown))}; "
                 f"it takes {', '.join(sorted(cls.names()))}"
             )
-        values = {}
+        values: dict[str, Any] = {}
         for name, value in options.items():
+            if value is None:  # JSON null: the default
+                continue
             try:
-                values[name] = None if value is None else _PARSERS[name](value)
+                values[name] = _PARSERS[name](value)
             except (TypeError, ValueError) as exc:
                 raise BackendError(f"backend option {name}={value!r}: {exc}") from None
         parsed = cls(**values)

@@ -108,6 +108,10 @@ class Queue:
         self._wakeup = threading.Condition()
         self._running: tuple[float, float] | None = None  # (started, estimated seconds)
 
+    def __len__(self) -> int:
+        """The jobs waiting (not those on the device)."""
+        return len(self.jobs)
+
     def submit(
         self, generation: Generation, key: Key, *, timeout_s: float, measured: bool = True
     ) -> Job:
