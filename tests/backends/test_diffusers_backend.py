@@ -266,9 +266,10 @@ def test_the_contract_suite_passes_against_the_diffusers_backend(models_dir):
     passes. The tiny pipelines make a 1024x1024 image in about 0.2 s here (1.5 minutes for the
     suite's ~290 images), so the wait for an answer is long."""
     # Without limits: the suite's free-plan examples would otherwise wait out 429s.
-    server = RunningServer(
-        "--backend", "diffusers", "--models-dir", str(models_dir), "--no-rate-limits"
-    )
+    server = RunningServer(  # each worker loads the pipelines: longer than 30 s on a busy host
+        "--backend", "diffusers", "--models-dir", str(models_dir), "--no-rate-limits",
+        ready_within=180,
+    )  # fmt: skip
     try:
         assert_contract_suite_passes(server.url)
     finally:
