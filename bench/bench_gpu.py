@@ -327,10 +327,13 @@ def ray_against_in_process(backend, spec, models: Path, device: str, args) -> di
     """(e): images/s at concurrency 1 and 8 through generate(), in-process and on Ray Serve
     with one replica on the same device."""
     try:
-        from mockserver.backends.ray_backend import RayBackend, server_scope
+        from mockserver.backends.ray import security
+        from mockserver.backends.ray.client import RayBackend, server_scope
     except ImportError:
         print("(e) skipped: ray is not installed (pip install '.[ray]')", flush=True)
         return {"skipped": "ray is not installed"}
+    if not args.ray_address:  # Ray reads its token settings once, when it is imported
+        os.environ.update(security.local_cluster_environment())
     import ray
 
     from bench.bench_ray import measure
@@ -413,7 +416,7 @@ def main() -> int:
 
     logging.basicConfig(level=logging.WARNING)
 
-    from mockserver.backends.diffusers_backend import DiffusersBackend
+    from mockserver.backends.diffusers import DiffusersBackend
     from mockserver.config import DEV_KEYS
     from mockserver.rules import Generation
     from mockserver.spec import load_spec

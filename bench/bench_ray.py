@@ -108,15 +108,20 @@ def main() -> int:
         tiny_models_dir(args.make_models, load_spec())
         return 0
 
+    from mockserver.backends.ray import security
+
+    # Ray reads its authentication settings when it is imported: this process's driver must
+    # see the local cluster's token from the start.
+    os.environ.update(security.local_cluster_environment())
     import ray
 
-    from mockserver.backends.diffusers_backend import DiffusersBackend
-    from mockserver.backends.ray_backend import RayBackend, server_scope
+    from mockserver.backends.diffusers import DiffusersBackend
+    from mockserver.backends.ray.client import RayBackend, server_scope
 
     spec = load_spec()
     models = Path(tempfile.mkdtemp())
     # Built in another process: torch in this one's main thread would start a second thread
-    # pool beside the in-process backend's own (see diffusers_backend).
+    # pool beside the in-process backend's own (see mockserver.backends.diffusers).
     subprocess.run([sys.executable, __file__, "--make-models", str(models)], check=True)
     cores = os.cpu_count() or 1
     results: dict = {"size": args.size, "steps": args.steps, "cores": cores}

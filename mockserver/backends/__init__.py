@@ -1,8 +1,9 @@
 """Image backends: what turns a :class:`~mockserver.rules.Generation` into encoded images.
 
 A backend is any object with ``generate(generation) -> list[bytes]``, returning
-``generation.num_images`` images encoded in ``generation.output_format``. Backends are found
-through the ``mockserver.backends`` entry-point group, so another package can add one with::
+``generation.num_images`` images encoded in ``generation.output_format``. The backends of this
+package are the ``BUILT_IN`` table below (one line each); another package adds one through the
+``mockserver.backends`` entry-point group::
 
     [project.entry-points."mockserver.backends"]
     mybackend = "mypackage.backend:MyBackend"
@@ -21,12 +22,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, Protocol, cast
 
 from mockserver.rules import Generation
 
 ENTRY_POINT_GROUP = "mockserver.backends"
+
+# The backends of this package: name -> "module:factory", imported only when chosen.
+BUILT_IN = {
+    "placeholder": "mockserver.backends.placeholder:PlaceholderBackend",
+    "diffusers": "mockserver.backends.diffusers.backend:DiffusersBackend",
+    "ray": "mockserver.backends.ray.client:RayBackend",
+}
 
 
 class ImageBackend(Protocol):
@@ -53,11 +62,15 @@ class BackendUnavailable(Exception):
 
 
 def available_backends() -> list[str]:
-    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    return sorted({*BUILT_IN, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))})
 
 
 def backend_factory(name: str) -> Callable[..., ImageBackend]:
-    """The factory registered under *name*."""
+    """The factory registered under *name*: a built-in one, else a third party's entry point
+    (which cannot take a built-in's name)."""
+    if name in BUILT_IN:
+        module, _, attribute = BUILT_IN[name].partition(":")
+        return cast(Callable[..., ImageBackend], getattr(import_module(module), attribute))
     for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
         return cast(Callable[..., ImageBackend], ep.load())
     raise BackendError(

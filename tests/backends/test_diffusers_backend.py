@@ -17,7 +17,7 @@ pytest.importorskip("diffusers", reason="the diffusers backend needs pip install
 import torch  # noqa: E402
 
 from mockserver.backends import BackendUnavailable  # noqa: E402
-from mockserver.backends.diffusers_backend import DiffusersBackend  # noqa: E402
+from mockserver.backends.diffusers import DiffusersBackend  # noqa: E402
 from tests.support import RunningServer, assert_contract_suite_passes, make_generation  # noqa: E402
 
 
@@ -266,9 +266,10 @@ def test_the_contract_suite_passes_against_the_diffusers_backend(models_dir):
     passes. The tiny pipelines make a 1024x1024 image in about 0.2 s here (1.5 minutes for the
     suite's ~290 images), so the wait for an answer is long."""
     # Without limits: the suite's free-plan examples would otherwise wait out 429s.
-    server = RunningServer(
-        "--backend", "diffusers", "--models-dir", str(models_dir), "--no-rate-limits"
-    )
+    server = RunningServer(  # each worker loads the pipelines: longer than 30 s on a busy host
+        "--backend", "diffusers", "--models-dir", str(models_dir), "--no-rate-limits",
+        ready_within=180,
+    )  # fmt: skip
     try:
         assert_contract_suite_passes(server.url)
     finally:
@@ -327,7 +328,7 @@ def test_timed_out_requests_no_longer_count_as_waiting(spec):
     backend = fake_backend(spec, pipeline, max_batch=1, max_queue=3, timeout_s=0.3)
     outcomes = ask_all(backend, [generation(seed=s) for s in range(4)])
     assert all("longer than 0.3 s" in str(result) for result, _ in outcomes)
-    assert len(backend._jobs) == 0  # noqa: SLF001 - what counts as waiting is the point
+    assert len(backend.queue) == 0  # what counts as waiting is the point
     # The first call is still running: the next three are queued, not refused as "waiting".
     pipeline.delay = 0.0
     outcomes = ask_all(backend, [generation(seed=s) for s in range(10, 13)], stagger=0)
@@ -382,7 +383,7 @@ def test_retry_after_follows_the_kind_of_request_waiting(spec):
 
 
 def batch_key_of(spec, **overrides):
-    from mockserver.backends.diffusers_backend import batch_key
+    from mockserver.backends.diffusers import batch_key
 
     g = generation(**overrides)
     return batch_key(g, spec.pipelines[g.model])

@@ -4,6 +4,7 @@ two CPU replicas of the tiny pipelines) and stopped after them."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -18,13 +19,9 @@ pytest.importorskip("ray", reason="the ray backend needs pip install '.[ray]'")
 import ray  # noqa: E402
 from ray import serve  # noqa: E402
 
-from mockserver.backends.ray_backend import (  # noqa: E402
-    APP_NAME,
-    DEPLOYMENT,
-    RayBackend,
-    connect,
-    server_scope,
-)
+from mockserver.backends.ray import security  # noqa: E402
+from mockserver.backends.ray.client import RayBackend, connect, server_scope  # noqa: E402
+from mockserver.backends.ray.options import APP_NAME, DEPLOYMENT  # noqa: E402
 from tests.support import (  # noqa: E402
     ROOT,
     RunningServer,
@@ -185,6 +182,7 @@ def test_a_cluster_that_cannot_be_reached_is_one_line_and_exit_2():
         [
             sys.executable, "-m", "mockserver", "--backend", "ray",
             "--backend-option", f"address=127.0.0.1:{port}",
+            "--backend-option", "auth_token=the-clusters-token",
         ],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -193,6 +191,38 @@ def test_a_cluster_that_cannot_be_reached_is_one_line_and_exit_2():
         f"mockserver: cannot start: cannot reach the Ray cluster at 127.0.0.1:{port}: "
         "[Errno 111] Connection refused"
     ]
+
+
+def start_without_a_token(*options: str) -> subprocess.CompletedProcess[str]:
+    """``python -m mockserver --backend ray`` with *options*, in an environment that holds no
+    Ray token."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    arguments = [sys.executable, "-m", "mockserver", "--backend", "ray"]
+    for option in options:
+        arguments += ["--backend-option", option]
+    return subprocess.run(
+        arguments, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_joining_a_cluster_without_its_token_is_refused():
+    result = start_without_a_token(f"address=127.0.0.1:{free_port()}")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("mockserver: cannot start: joining the Ray cluster at 127.0.0.1:")
+    assert "needs its token" in line and "insecure_cluster=true" in line
+
+
+def test_insecure_cluster_joins_without_a_token_and_names_the_risk():
+    port = free_port()
+    result = start_without_a_token(f"address=127.0.0.1:{port}", "insecure_cluster=true")
+    assert result.returncode == 2  # nothing listens there: it got as far as trying
+    warning, refusal = result.stderr.strip().splitlines()
+    assert warning == security.insecure_warning(f"127.0.0.1:{port}")
+    assert "anyone who can reach its ports can run any code" in warning
+    assert refusal.startswith(
+        f"mockserver: cannot start: cannot reach the Ray cluster at 127.0.0.1:{port}"
+    )
 
 
 def test_the_gpu_benchmark_compares_ray_with_one_replica_on_tiny_pipelines(cluster, tmp_path):

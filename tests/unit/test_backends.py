@@ -43,3 +43,22 @@ def test_a_third_party_backend_registers_without_touching_this_code(tmp_path, mo
     assert "solid" in available_backends()
     backend = load_backend("solid", colour="red")
     assert backend.options == {"colour": "red"}
+
+
+def test_the_built_in_backends_are_listed_without_entry_points_and_imported_only_when_chosen():
+    import json
+    import subprocess
+
+    from tests.support import ROOT
+
+    code = (
+        "import json, sys; from mockserver.backends import available_backends; "
+        "print(json.dumps(available_backends())); "
+        "print('mockserver.backends.ray.client' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    listed, imported = result.stdout.splitlines()
+    assert {"placeholder", "diffusers", "ray"} <= set(json.loads(listed))
+    assert imported == "False"

@@ -1,0 +1,1 @@
+"""The ray backend (see ``client``): options, replica, keeper, client, security."""
