@@ -82,8 +82,9 @@ check: $(CHECK_STAMP)
 	$(BIN)/python -m pytest -q contract_tests --hypothesis-profile=quick
 
 # Everything: two xdist workers (pyproject.toml's addopts), the mutants included.
+# Tests sharing a server or a cluster run on one worker (their xdist_group, tests/conftest.py).
 test: $(STAMP) lint client-check $(CHROMIUM) $(REDIS_SERVER)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=25
 
 lint: $(STAMP) $(TOOLS)/.installed typecheck
 	$(BIN)/ruff check .
@@ -180,10 +181,18 @@ bench-slow: $(STAMP)
 bench-gpu: $(STAMP)
 	$(BIN)/python bench/bench_gpu.py --compile --short $(BENCH_GPU_ARGS)
 
-# The three distributions (imageapi-mock, imageapi-contract, imageapi-client) as wheels in dist/.
-dists: $(STAMP)
+# The three distributions (imageapi-mock, imageapi-contract, imageapi-client) as wheels in dist/,
+# built from a venv of their own that holds `build` alone (not the test venv, torch and all).
+DISTS_VENV := build/dists-venv
+BUILD_VERSION := 1.6.1
+$(DISTS_VENV)/.installed:
+	$(PYTHON) -m venv $(DISTS_VENV)
+	$(DISTS_VENV)/bin/pip install --quiet build==$(BUILD_VERSION)
+	touch $@
+
+dists: $(DISTS_VENV)/.installed
 	for project in . packages/imageapi-contract packages/imageapi-client; do \
-		$(BIN)/python -m build --outdir dist $$project || exit 1; done
+		$(DISTS_VENV)/bin/python -m build --outdir dist $$project || exit 1; done
 
 # The ray backend on the CPU with tiny pipelines: in-process vs Ray with 1 and 2 replicas.
 bench-ray: $(STAMP)
