@@ -24,6 +24,7 @@ class Result:
 
 def run_all(names=None, workers: int = 2, full: bool = False) -> dict[str, Result]:
     names = list(names or [*MUTANTS, *EQUIVALENT])
+    workers = min(workers, len(names))  # a worker costs a start: none for one mutant
     files = sorted({test.partition("::")[0] for name in names for test in find(name).tests})
     with tempfile.TemporaryDirectory(prefix="mutants-") as folder:
         report = Path(folder) / "mutants.json"
