@@ -1,5 +1,7 @@
 # Two commands on a fresh machine: `make run` serves the mock, `make test` passes the tests.
 # Everything they need is installed on first use into .venv (Python) and .tools (npm).
+# Three tiers of tests (docs/testing.md): `make check` in under two minutes before each commit,
+# `make test` for everything, `make mutants` for the kill table of the contract suite.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -10,6 +12,7 @@ PORT   ?= 8000
 ARGS   ?=# more options for make run, e.g. ARGS=--no-rate-limits
 STAMP  := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
+CHECK_STAMP := $(VENV)/.installed-check
 
 PRISM_VERSION   := 5.16.0
 REDOCLY_VERSION := 2.77.0
@@ -19,7 +22,7 @@ OPENAPI_FETCH_VERSION := 0.17.0
 NODE_TYPES_VERSION := 20.19.43
 API_SMART_DIFF_VERSION := 1.0.6
 
-.PHONY: install dists run test lint typecheck format spec-diff spec-history bench bench-gpu bench-ray bench-slow fuzz st contract contract-prism mutants client client-check clean
+.PHONY: install dists run check test lint typecheck format spec-diff spec-history bench bench-gpu bench-ray bench-slow fuzz st contract contract-prism mutants client client-check clean
 
 install: $(STAMP)
 
@@ -31,11 +34,18 @@ $(RUN_STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# make check and make typecheck need the test tools only: not torch, diffusers or Ray.
+$(CHECK_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@ $(RUN_STAMP)
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[test,gpu,ray]"
-	touch $@ $(RUN_STAMP)
+	touch $@ $(RUN_STAMP) $(CHECK_STAMP)
 
 $(TOOLS)/.installed: Makefile
 	mkdir -p $(TOOLS)
@@ -61,8 +71,20 @@ REDIS_SERVER := /usr/bin/redis-server
 $(REDIS_SERVER):
 	apt-get update -qq && apt-get install -y -qq --no-upgrade --no-install-recommends redis-server
 
+# The quick tier, before each commit: the linters, the type check, the unit tests and the
+# contract suite in-process on its quick hypothesis profile (5 examples, no shrinking).
+check: $(CHECK_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q tests/unit
+	$(BIN)/python -m pytest -q contract_tests --hypothesis-profile=quick
+
+# Everything: two xdist workers (pyproject.toml's addopts), the mutants included.
+# Tests sharing a server or a cluster run on one worker (their xdist_group, tests/conftest.py).
 test: $(STAMP) lint client-check $(CHROMIUM) $(REDIS_SERVER)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=25
 
 lint: $(STAMP) $(TOOLS)/.installed typecheck
 	$(BIN)/ruff check .
@@ -87,7 +109,7 @@ spec-history: $(STAMP)
 
 # mypy over mockserver and contract_tests, configured in pyproject.toml ([tool.mypy]): strict on
 # the pure modules, checked elsewhere.
-typecheck: $(STAMP)
+typecheck: $(CHECK_STAMP)
 	$(BIN)/mypy
 
 # Clients generated from openapi.yaml; never edit them by hand. The Python generator runs the
@@ -159,10 +181,18 @@ bench-slow: $(STAMP)
 bench-gpu: $(STAMP)
 	$(BIN)/python bench/bench_gpu.py --compile --short $(BENCH_GPU_ARGS)
 
-# The three distributions (imageapi-mock, imageapi-contract, imageapi-client) as wheels in dist/.
-dists: $(STAMP)
+# The three distributions (imageapi-mock, imageapi-contract, imageapi-client) as wheels in dist/,
+# built from a venv of their own that holds `build` alone (not the test venv, torch and all).
+DISTS_VENV := build/dists-venv
+BUILD_VERSION := 1.6.1
+$(DISTS_VENV)/.installed:
+	$(PYTHON) -m venv $(DISTS_VENV)
+	$(DISTS_VENV)/bin/pip install --quiet build==$(BUILD_VERSION)
+	touch $@
+
+dists: $(DISTS_VENV)/.installed
 	for project in . packages/imageapi-contract packages/imageapi-client; do \
-		$(BIN)/python -m build --outdir dist $$project || exit 1; done
+		$(DISTS_VENV)/bin/python -m build --outdir dist $$project || exit 1; done
 
 # The ray backend on the CPU with tiny pipelines: in-process vs Ray with 1 and 2 replicas.
 bench-ray: $(STAMP)

@@ -4,6 +4,7 @@ import are in tests/support.py."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,28 @@ def server():
     running = RunningServer("--workers", "2", "--no-rate-limits")
     yield running
     running.stop()
+
+
+# Tiers and groups ------------------------------------------------------------------------------
+
+TIERS = ("unit", "server", "backends", "e2e")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (--dist loadgroup)
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with the tier of its folder (tests/unit/... is `unit`), and group for
+    pytest-xdist the tests that share a server: the modules whose tests use the session's
+    `server` run on one worker; every other module outside tests/unit on one worker, so that
+    its module-scoped servers and clusters start once."""
+    tests = Path(__file__).parent
+    on_server = {item.path for item in items if "server" in getattr(item, "fixturenames", ())}
+    for item in items:
+        if not item.path.is_relative_to(tests):
+            continue  # contract_tests: the suite's own
+        tier = item.path.relative_to(tests).parts[0]
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
+        if item.path in on_server:
+            item.add_marker(pytest.mark.xdist_group("server"))
+        elif tier != "unit":
+            item.add_marker(pytest.mark.xdist_group(str(item.path.relative_to(tests))))

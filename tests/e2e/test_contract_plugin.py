@@ -7,8 +7,6 @@ import base64
 import json
 import os
 import re
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -21,7 +19,7 @@ from contract_tests.spec import MODELS, load_contract
 from contract_tests.target import Billing, BudgetExhausted, Reply, Target, WsgiTarget
 from mockserver import config as server_config
 from mockserver.app import create_app
-from tests.support import ROOT, RunningServer
+from tests.support import RunningServer, run_contract_suite
 
 CONTRACT = load_contract()
 
@@ -111,14 +109,11 @@ def test_a_failing_run_prints_no_key_anywhere(tmp_path):
         "MOCKSERVER_KEYS": str(keys_file),
         **{f"IMAGEAPI_KEY_{plan.upper()}": key for plan, key in SHAPED_KEYS.items()},
     }
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "pytest", "contract_tests", "-p", "no:cacheprovider",
-            "--app", "tests.mutants:errors_as_plain_json", "--showlocals", "--tb=long", "-rA",
-            "-vv", f"--junitxml={junit}", "--hypothesis-profile=quick",
-            "-k", "auth or errors or http or conformance",
-        ],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600,
+    result = run_contract_suite(
+        "--app", "tests.mutants:errors_as_plain_json", "--showlocals", "--tb=long", "-rA",
+        "-vv", f"--junitxml={junit}", "--hypothesis-profile=quick",
+        "-k", "auth or errors or http or conformance",
+        env=env, timeout=600,
     )  # fmt: skip
     output = result.stdout + result.stderr + junit.read_text()
     assert result.returncode == 1, output[-2000:]
@@ -253,14 +248,10 @@ def http_mock():
 
 def test_a_parallel_run_shares_one_seed_one_budget_and_one_junit_file(http_mock, tmp_path):
     junit = tmp_path / "junit.xml"
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "pytest", "contract_tests", "-p", "no:cacheprovider",
-            "-n", "2", "--base-url", http_mock.url, "--dev-keys", "--max-billable", "6",
-            f"--junitxml={junit}", "-k", "plans or test_defaults or preflight",
-        ],
-        capture_output=True, text=True, cwd=ROOT, env={k: v for k, v in os.environ.items()
-                                                        if k != "CI"}, timeout=600,
+    result = run_contract_suite(
+        "-n", "2", "--base-url", http_mock.url, "--dev-keys", "--max-billable", "6",
+        f"--junitxml={junit}", "-k", "plans or test_defaults or preflight",
+        ci=False, timeout=600,  # a random seed, which the run must print once
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
     seeds = re.findall(r"--hypothesis-seed=(\d+)", result.stdout)

@@ -27,7 +27,9 @@ KEYS_ENV = {f"IMAGEAPI_KEY_{plan.upper()}": key for plan, key in KEY_FOR_PLAN.it
 
 @pytest.fixture(scope="session")
 def venvs(tmp_path_factory) -> dict[str, Path]:
-    """Each distribution's wheel installed alone into a new venv; the venvs' bin folders."""
+    """Each distribution's wheel installed alone into a new venv; the venvs' bin folders. The
+    three share one wheelhouse: their dependencies are resolved and fetched once, together, and
+    each venv installs from it alone (--no-index)."""
     work = tmp_path_factory.mktemp("dists")
     for folder in DISTS.values():
         subprocess.run(
@@ -35,13 +37,28 @@ def venvs(tmp_path_factory) -> dict[str, Path]:
             check=True,
             capture_output=True,
         )
+    wheels = {name: next((work / "dist").glob(name.replace("-", "_") + "-*.whl")) for name in DISTS}
+    wheelhouse = work / "wheelhouse"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+         "--wheel-dir", wheelhouse, "--find-links", work / "dist", *wheels.values()],
+        check=True, capture_output=True, timeout=1200,
+    )  # fmt: skip
     installs = {}
-    for name in DISTS:
+    for name, wheel in wheels.items():
         home = work / name
         venv.create(home, with_pip=True)
-        [wheel] = (work / "dist").glob(name.replace("-", "_") + "-*.whl")
         installs[name] = subprocess.Popen(
-            [home / "bin" / "pip", "install", "--quiet", "--disable-pip-version-check", wheel],
+            [
+                home / "bin" / "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-index",
+                "--find-links",
+                wheelhouse,
+                wheel,
+            ],  # fmt: skip
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -117,15 +134,13 @@ def test_the_installed_suite_passes_against_the_mock(venvs, installed_mock, tmp_
 
 
 def test_the_installed_suite_is_a_pytest_plugin_with_any_spec(venvs, installed_mock, tmp_path):
-    """``pytest -p contract_tests.plugin --pyargs contract_tests``, checking against the spec
-    that the deployment itself publishes (``--spec URL``)."""
+    """``pytest --pyargs contract_tests``, the plugin loaded by its ``pytest11`` entry point,
+    checking against the spec that the deployment itself publishes (``--spec URL``)."""
     result = subprocess.run(
         [
             venvs["imageapi-contract"] / "python",
             "-m",
             "pytest",
-            "-p",
-            "contract_tests.plugin",
             "--pyargs",
             "contract_tests",
             "--base-url",

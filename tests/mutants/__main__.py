@@ -1,0 +1,3 @@
+from tests.mutants.runner import main
+
+raise SystemExit(main())
