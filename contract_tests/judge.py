@@ -289,7 +289,8 @@ class Judge:
             return [Outcome(200, "catalog", operation="list"), *unknown_key]
         if route == MODEL_PATH:
             if model_id in self.contract.models:
-                return [Outcome(200, "model-by-id", operation="get", body={"id": model_id})]
+                found = Outcome(200, "model-by-id", operation="get", body={"id": model_id})
+                return [found, *unknown_key]
             return [
                 Outcome(404, "model-not-found", frozenset({"model_not_found"})),
                 *unknown_key,

@@ -21,12 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, Protocol, cast
 
 from mockserver.rules import Generation
 
 ENTRY_POINT_GROUP = "mockserver.backends"
+# Backends of this package found without their entry point (an install made before they came).
+BUILT_IN = {
+    "replay": "mockserver.backends.replay:ReplayBackend",
+}
 
 
 class ImageBackend(Protocol):
@@ -53,13 +58,16 @@ class BackendUnavailable(Exception):
 
 
 def available_backends() -> list[str]:
-    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)} | set(BUILT_IN))
 
 
 def backend_factory(name: str) -> Callable[..., ImageBackend]:
     """The factory registered under *name*."""
     for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
         return cast(Callable[..., ImageBackend], ep.load())
+    if name in BUILT_IN:
+        module, _, attribute = BUILT_IN[name].partition(":")
+        return cast(Callable[..., ImageBackend], getattr(import_module(module), attribute))
     raise BackendError(
         f"no image backend named {name!r}; installed: {', '.join(available_backends()) or 'none'}"
     )
