@@ -1,21 +1,14 @@
-"""The proxy's record of what it saw: a HAR 1.2 file (http://www.softwareishard.com/blog/har-12-spec/).
-
-Credentials are masked as everywhere in the suite (:mod:`contract_tests.redact`): the
-``Authorization`` value, cookies, secret-named headers and query parameters, and any sent
-credential that turns up in a body. A body that is not UTF-8 is kept in base64
-(``content.encoding``), so the answers' bytes come back exactly. At most *limit* entries are
-kept (the first ones): the file does not grow without bound.
-"""
+"""HAR 1.2 files of the exchanges the proxy saw, every credential masked as the suite's reports
+mask them: a known key as the variable that holds it, any other as ``***``."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import threading
-import time
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from contract_tests.judge import Answer, Request
 from contract_tests.redact import Credentials
@@ -23,46 +16,41 @@ from contract_tests.redact import Credentials
 CREATOR = {"name": "imageapi-contract proxy", "version": "1"}
 
 
-def _content(body: bytes, credentials: Credentials) -> dict[str, Any]:
-    try:
-        return {"text": credentials.redact(body.decode("utf-8"))}
-    except UnicodeDecodeError:
-        return {"text": base64.b64encode(body).decode(), "encoding": "base64"}
-
-
 def _headers(headers: dict[str, str], credentials: Credentials) -> list[dict[str, str]]:
-    return [{"name": n, "value": credentials.mask_header(n, v)} for n, v in headers.items()]
+    return [
+        {"name": name, "value": credentials.mask_header(name, value)}
+        for name, value in headers.items()
+    ]
 
 
 def entry(
-    request: Request, answer: Answer, started: float, elapsed: float, credentials: Credentials
+    request: Request,
+    answer: Answer,
+    *,
+    base_url: str,
+    started: float,
+    elapsed_ms: float,
+    credentials: Credentials,
 ) -> dict[str, Any]:
-    """One HAR entry for an exchange."""
-    url = "http://upstream" + credentials.mask_url(request.path)
-    query = urlsplit(url).query
-    media_type = request.header("Content-Type") or ""
+    """One HAR entry; *credentials* must have noted the request's credentials already."""
     har_request: dict[str, Any] = {
         "method": request.method,
-        "url": url,
+        "url": base_url.rstrip("/") + credentials.mask_url(request.path),
         "httpVersion": "HTTP/1.1",
         "cookies": [],
         "headers": _headers(request.headers, credentials),
-        "queryString": [{"name": n, "value": v} for n, v in parse_qsl(query)],
+        "queryString": [],
         "headersSize": -1,
         "bodySize": len(request.body),
     }
     if request.body:
-        har_request["postData"] = {"mimeType": media_type, **_content(request.body, credentials)}
-    content = {
-        "size": len(answer.body),
-        "mimeType": answer.header("Content-Type") or "",
-        **_content(answer.body, credentials),
-    }
-    wait_ms = round(elapsed * 1000, 3)
+        har_request["postData"] = {
+            "mimeType": request.header("Content-Type") or "",
+            "text": credentials.redact(request.body.decode("utf-8", "replace")),
+        }
     return {
-        "startedDateTime": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started))
-        + f".{int(started % 1 * 1000):03d}Z",
-        "time": wait_ms,
+        "startedDateTime": datetime.fromtimestamp(started, UTC).isoformat(),
+        "time": round(elapsed_ms, 3),
         "request": har_request,
         "response": {
             "status": answer.status,
@@ -70,55 +58,47 @@ def entry(
             "httpVersion": "HTTP/1.1",
             "cookies": [],
             "headers": _headers(answer.headers, credentials),
-            "content": content,
+            "content": {
+                "size": len(answer.body),
+                "mimeType": answer.header("Content-Type") or "",
+                "text": credentials.redact(answer.body.decode("utf-8", "replace")),
+            },
             "redirectURL": "",
             "headersSize": -1,
             "bodySize": len(answer.body),
         },
         "cache": {},
-        "timings": {"send": 0, "wait": wait_ms, "receive": 0},
+        "timings": {"send": 0, "wait": round(elapsed_ms, 3), "receive": 0},
     }
 
 
 class HarRecorder:
-    """Collects entries (thread-safe) and writes the HAR file, replacing it whole."""
+    """Collects entries, at most *limit* of them (the rest are counted, not kept: memory stays
+    bounded), and writes the file on ``save``."""
 
-    def __init__(self, path: str, *, limit: int = 1000):
-        self.path = path
+    def __init__(self, path: Path, limit: int = 1000):
+        self.path = Path(path)
         self.limit = limit
         self.entries: list[dict[str, Any]] = []
         self.dropped = 0
-        self.lock = threading.Lock()
+        self._lock = threading.Lock()
 
-    def add(
-        self,
-        request: Request,
-        answer: Answer,
-        started: float,
-        elapsed: float,
-        credentials: Credentials,
-    ) -> None:
-        made = entry(request, answer, started, elapsed, credentials)
-        with self.lock:
+    def add(self, har_entry: dict[str, Any]) -> None:
+        with self._lock:
             if len(self.entries) < self.limit:
-                self.entries.append(made)
+                self.entries.append(har_entry)
             else:
                 self.dropped += 1
 
-    def document(self) -> dict[str, Any]:
-        with self.lock:
-            comment = f"{self.dropped} later exchanges not recorded" if self.dropped else ""
-            return {
-                "log": {
-                    "version": "1.2",
-                    "creator": CREATOR,
-                    "entries": list(self.entries),
-                    "comment": comment,
-                }
-            }
+    def save(self) -> None:
+        with self._lock:
+            document = {"log": {"version": "1.2", "creator": CREATOR, "entries": self.entries}}
+            temporary = self.path.with_name(self.path.name + ".tmp")
+            temporary.write_text(json.dumps(document, ensure_ascii=False))
+            os.replace(temporary, self.path)
 
-    def write(self) -> None:
-        partial = self.path + ".partial"
-        with open(partial, "w", encoding="utf-8") as out:
-            json.dump(self.document(), out)
-        os.replace(partial, self.path)
+
+def load(path: Path) -> list[dict[str, Any]]:
+    """The entries of the HAR file at *path*."""
+    entries: list[dict[str, Any]] = json.loads(Path(path).read_text())["log"]["entries"]
+    return entries

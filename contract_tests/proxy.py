@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from contract_tests.har import HarRecorder, entry
 from contract_tests.judge import Answer, Judge, Request, Violation
@@ -200,7 +200,7 @@ class Proxy:
                 "upstream_answer_too_large",
                 f"The upstream's answer is over {self.max_answer_bytes} bytes.",
             )
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             code = (
                 "upstream_unreachable" if isinstance(exc, httpx.ConnectError) else "upstream_failed"
             )
@@ -288,6 +288,14 @@ class Proxy:
         self.client.close()
 
 
+class QuietHandler(WSGIRequestHandler):
+    """No access log: the proxy's output is its summary (and a request line could carry a
+    credential in its query)."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
 class AnswerTooLarge(Exception):
     """The upstream's answer is larger than the proxy reads."""
 
@@ -355,7 +363,7 @@ def main(argv: list[str]) -> int:
         max_concurrent=args.max_concurrent,
         check_images=not args.no_image_checks,
     )
-    server = make_server(args.host, args.port, proxy, threaded=True)
+    server = make_server(args.host, args.port, proxy, threaded=True, request_handler=QuietHandler)
     server.daemon_threads = True
 
     def stop(signum, frame):
