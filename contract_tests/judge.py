@@ -174,6 +174,9 @@ PROMISES: dict[str, Promise] = {
         "`method_not_allowed` 405 with `Allow`",
         "method_not_allowed 405: the route exists, the method does not (see Allow)",
     ),
+    "json-utf8": Promise(
+        "JSON answers are UTF-8", "RFC 8259 8.1: JSON exchanged between systems is UTF-8"
+    ),
     "head": Promise(
         "HEAD is GET without a body", "RFC 9110 9.3.2: HEAD is GET without the content"
     ),
@@ -384,6 +387,9 @@ class Judge:
             broken.append(Violation("no-5xx", f"the request got a {answer.status}"))
         if answer.status >= 400:
             broken += self._problem(request, answer)
+        charset = _charset(answer.header("Content-Type") or "")
+        if charset is not None and charset != "utf-8" and "json" in answer.media_type:
+            broken.append(Violation("json-utf8", f"a JSON answer in {charset}"))
         outcomes = self.expect(request)
         if outcomes is None:
             return broken
@@ -640,6 +646,15 @@ def _field_of(error: ValidationError) -> Any:
         known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
         extra = sorted(name for name in error.instance if name not in known)
         return extra[0] if extra else None
+    return None
+
+
+def _charset(content_type: str) -> str | None:
+    """The charset parameter of a Content-Type, lower-cased and unquoted, or None."""
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
     return None
 
 
