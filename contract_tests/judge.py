@@ -419,7 +419,8 @@ class Judge:
         expected = decided[0]
         if answer.status == 415 and request.header("Content-Type"):
             return Violation("json-media-types", reason)
-        if RANK.get(answer.status, 99) < RANK.get(expected.status, 99):
+        ranked = answer.status in RANK and expected.status in RANK
+        if ranked and RANK[answer.status] < RANK[expected.status]:
             return Violation("order", reason)
         return Violation(expected.promise, reason)
 
