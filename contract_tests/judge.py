@@ -420,7 +420,9 @@ class Judge:
         if answer.status == 415 and request.header("Content-Type"):
             return Violation("json-media-types", reason)
         ranked = answer.status in RANK and expected.status in RANK
-        if ranked and RANK[answer.status] < RANK[expected.status]:
+        # An earlier check answered, or the plan was looked at before the schema.
+        plan_first = (answer.status, expected.status) == (403, 400)
+        if ranked and (RANK[answer.status] < RANK[expected.status] or plan_first):
             return Violation("order", reason)
         return Violation(expected.promise, reason)
 
@@ -524,12 +526,12 @@ class Judge:
         return []
 
     def _refusal(self, outcome: Outcome, request: Request, answer: Answer) -> list[Violation]:
-        if request.method.upper() == "HEAD":
-            return []
+        if request.method.upper() == "HEAD" or answer.media_type != "application/problem+json":
+            return []  # not a problem: _problem has said so
         try:
             problem = json.loads(answer.body)
         except ValueError:
-            return []  # _problem has said so
+            return []
         if not isinstance(problem, dict):
             return []
         code = problem.get("code")
