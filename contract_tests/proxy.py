@@ -44,7 +44,7 @@ from contract_tests.spec import load_contract
 KEY_VARIABLE = "IMAGEAPI_KEY_{}"
 VIOLATIONS_HEADER = "Imageapi-Contract-Violations"
 SUMMARY_PATH = "/__contract/summary"
-MAX_REQUEST_BYTES = 1024 * 1024  # far above the API's 64 KiB, so that its own 413 is judged
+JUDGED_BYTES = 64 * 1024 + 1  # the API's limit, and one byte more
 HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-connection", "te", "trailer",
     "transfer-encoding", "upgrade", "host",
@@ -165,14 +165,27 @@ class Proxy:
         return [body]
 
     def exchange(self, environ) -> tuple[int, list, bytes]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        if length > MAX_REQUEST_BYTES:
-            return problem(
-                413,
-                "proxy_request_too_large",
-                f"The proxy forwards at most {MAX_REQUEST_BYTES} bytes.",
-            )
-        raw = environ["wsgi.input"].read(length) if length else b""
+        try:
+            length = max(int(environ.get("CONTENT_LENGTH") or 0), 0)
+        except ValueError:
+            length = 0
+        stream = environ["wsgi.input"]
+        # The judge needs the body up to one byte past the API's limit (beyond it only its
+        # size matters): that much is held, the rest streams through.
+        head = stream.read(min(length, JUDGED_BYTES)) if length else b""
+        rest = length - len(head)
+
+        def body():
+            yield head
+            left = rest
+            while left > 0:
+                chunk = stream.read(min(left, 64 * 1024))
+                if not chunk:
+                    return
+                left -= len(chunk)
+                yield chunk
+
+        raw = head
         path = environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
         if not environ.get("RAW_URI") and environ.get("QUERY_STRING"):
             path += "?" + environ["QUERY_STRING"]
@@ -187,7 +200,7 @@ class Proxy:
         request = Request(environ["REQUEST_METHOD"], path, headers, raw)
         started = time.time()
         try:
-            answer = self.forward(request)
+            answer = self.forward(request, body() if rest > 0 else head)
         except httpx.TimeoutException:
             self.summary.add_error("upstream_timeout")
             return problem(
@@ -200,6 +213,9 @@ class Proxy:
                 "upstream_answer_too_large",
                 f"The upstream's answer is over {self.max_answer_bytes} bytes.",
             )
+        except httpx.LocalProtocolError as exc:
+            self.summary.add_error("request_not_forwardable")
+            return problem(400, "request_not_forwardable", f"The request cannot be sent on: {exc}.")
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             code = (
                 "upstream_unreachable" if isinstance(exc, httpx.ConnectError) else "upstream_failed"
@@ -242,13 +258,17 @@ class Proxy:
             return status, [*headers, (VIOLATIONS_HEADER, str(len(violations)))], body
         return answer.status, [*passed, (VIOLATIONS_HEADER, str(len(violations)))], answer.body
 
-    def forward(self, request: Request) -> Answer:
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+    def forward(self, request: Request, content: Any) -> Answer:
+        # A field value has no surrounding whitespace (RFC 9110 5.5): stripped, as any server
+        # would read it, so that a client's stray trailing space can be sent on.
+        headers = [
+            (k, v.strip(" \t")) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP
+        ]
         upstream = self.client.build_request(
             request.method,
             self.upstream + request.path,
             headers=headers,
-            content=request.body or None,
+            content=content or None,
         )
         response = self.client.send(upstream, stream=True)
         try:
