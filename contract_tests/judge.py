@@ -20,6 +20,9 @@ import binascii
 import io
 import json
 import re
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +44,8 @@ BEARER = re.compile(r"^bearer ([^\s]+)$", re.IGNORECASE)
 B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")  # RFC 6750 2.1
 # The documented order of checks, by the status each answers with (info.description).
 RANK = {401: 0, 415: 1, 413: 2, 400: 3, 403: 4, 429: 5, 503: 6, 200: 7}
+CLOCK_SKEW_S = 24 * 3600  # between the judge's clock and the target's: a day, not a factor 1000
+SEEN_IDS = 10_000
 PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 
 
@@ -157,6 +162,13 @@ PROMISES: dict[str, Promise] = {
         "`data_url` is an RFC 2397 base64 data URL",
         "Image.data_url: The image as an RFC 2397 data: URL (base64)",
     ),
+    "created": Promise(
+        "`created` is when it finished, in seconds since the epoch",
+        "created: When the generation finished, in seconds since the Unix epoch.",
+    ),
+    "unique-id": Promise(
+        "Each generation has its own `id`", "id: The generation's id (pattern ^gen_[0-9a-f]{16}$)"
+    ),
     "catalog": Promise(
         "The served catalog is the spec's catalog",
         "listModels: The catalog of models (x-imageapi-catalog)",
@@ -259,6 +271,9 @@ class Judge:
         self.keys = keys
         self.check_images = check_images
         self.validator = Draft202012Validator(contract.request_schema)
+        # The ids of the last generations seen, to tell a repeated one (bounded, thread-safe).
+        self.seen_ids: OrderedDict[str, None] = OrderedDict()
+        self.seen_lock = threading.Lock()
         self.schema = contract.request_schema
 
     # What the answer must be ---------------------------------------------------------------
@@ -596,7 +611,7 @@ class Judge:
         }
         if "seed" in body:
             expected["seed"] = body["seed"]
-        broken = []
+        broken = self._id_and_time(result)
         for name, value in expected.items():
             if result.get(name) != value:
                 broken.append(
@@ -613,6 +628,20 @@ class Judge:
                 continue
             if self.check_images:
                 broken += self._image(i, image, output_format, (width, height))
+        return broken
+
+    def _id_and_time(self, result: dict[str, Any]) -> list[Violation]:
+        broken = []
+        if abs(result["created"] - time.time()) > CLOCK_SKEW_S:
+            broken.append(
+                Violation("created", f"created {result['created']} is not now, in seconds")
+            )
+        with self.seen_lock:
+            if result["id"] in self.seen_ids:
+                broken.append(Violation("unique-id", f"the id {result['id']} was given before"))
+            self.seen_ids[result["id"]] = None
+            if len(self.seen_ids) > SEEN_IDS:
+                self.seen_ids.popitem(last=False)
         return broken
 
     def _image(
