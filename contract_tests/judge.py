@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
@@ -282,7 +282,7 @@ class Judge:
         """Every outcome the contract allows for *request*, or None when the contract does
         not decide it (a CORS preflight, a mock scenario asked with ``Prefer``)."""
         method = request.method.upper()
-        path = urlsplit(request.path).path
+        path = unquote(urlsplit(request.path).path)
         if method == "OPTIONS" or request.header("Prefer") is not None:
             return None
         route, model_id = self._route(path)
@@ -495,9 +495,10 @@ class Judge:
                 )
             )
         instance = problem.get("instance")
-        path = urlsplit(request.path).path
-        if instance is not None and not (isinstance(instance, str) and instance.endswith(path)):
-            broken.append(Violation("problem-instance", f"instance {instance!r} for {path}"))
+        raw = urlsplit(request.path).path
+        paths = (raw, unquote(raw))  # as sent, or percent-decoded
+        if instance is not None and not (isinstance(instance, str) and instance.endswith(paths)):
+            broken.append(Violation("problem-instance", f"instance {instance!r} for {raw}"))
         if answer.status == 401:
             challenge = (answer.header("WWW-Authenticate") or "").split(" ")[0].lower()
             if challenge != "bearer":
@@ -533,7 +534,7 @@ class Judge:
         return self._generated(outcome.body or {}, result)
 
     def _allow(self, request: Request, answer: Answer) -> list[Violation]:
-        route, _ = self._route(urlsplit(request.path).path)
+        route, _ = self._route(unquote(urlsplit(request.path).path))
         allowed = {m.strip().upper() for m in (answer.header("Allow") or "").split(",")}
         missing = self.contract.methods(route or "") - allowed
         if request.method.upper() in allowed or missing:
@@ -677,7 +678,8 @@ def _field_of(error: ValidationError) -> Any:
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
         extra = sorted(name for name in error.instance if name not in known)
-        return extra[0] if extra else None
+        # A field named "" cannot be named apart from the body as a whole.
+        return extra[0] if extra and extra[0] else None
     return None
 
 
