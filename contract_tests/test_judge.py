@@ -182,27 +182,23 @@ def test_every_answer_gets_an_empty_verdict(target, contract, keys, judge, reser
 def test_the_judge_knows_every_model_on_every_plan(
     target, contract, keys, judge, plan, reserve_billable
 ):
-    """The boundaries: each model at its step cap and one above it, on each plan."""
+    """The boundaries, on each plan: each model at its step cap and one above it, the last seed
+    (image seeds wrap around 2^32), a negative prompt at its maxLength and one longer."""
     key = keys.get(plan)
     if not key:
         pytest.skip(f"no key for the {plan} plan")
+    edge = {"prompt": "edge", "width": 256, "height": 256}
+    bodies = [{**edge, "seed": 2**32 - 1, "num_images": 2}]
     for model, info in contract.models.items():
         for steps in (info["max_steps"], info["max_steps"] + 1):
-            body = {
-                "prompt": "edge",
-                "model": model,
-                "num_inference_steps": steps,
-                "width": 256,
-                "height": 256,
-            }
-            request = Request(
-                "POST",
-                GENERATE,
-                {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-                json.dumps(body).encode(),
-            )
-            if any(o.status == 200 for o in judge.expect(request) or []):
-                reserve_billable()
-            reply = target.request("POST", GENERATE, headers=request.headers, data=request.body)
-            broken = judge.verdict(request, Answer(reply.status, dict(reply.headers), reply.body))
-            assert not broken, (model, steps, reply.status, broken)
+            bodies.append({**edge, "model": model, "num_inference_steps": steps})
+        for length in (NEGATIVE_MAX, NEGATIVE_MAX + 1):
+            bodies.append({**edge, "model": model, "negative_prompt": "n" * length})
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    for body in bodies:
+        request = Request("POST", GENERATE, headers, json.dumps(body).encode())
+        if any(o.status == 200 for o in judge.expect(request) or []):
+            reserve_billable()
+        reply = target.request("POST", GENERATE, headers=headers, data=request.body)
+        broken = judge.verdict(request, Answer(reply.status, dict(reply.headers), reply.body))
+        assert not broken, (body, reply.status, broken)
