@@ -165,8 +165,13 @@ def test_every_answer_gets_an_empty_verdict(target, contract, keys, judge, reser
         outcomes = judge.expect(request) or []
         if any(outcome.status == 200 and outcome.operation == "generate" for outcome in outcomes):
             reserve_billable()
+        # A 429 to HEAD has no body to check as the suite's waiting does: the judge checks it.
         reply = target.request(
-            request.method, request.path, headers=request.headers, data=request.body or None
+            request.method,
+            request.path,
+            headers=request.headers,
+            data=request.body or None,
+            wait=request.method != "HEAD",
         )
         answer = Answer(reply.status, dict(reply.headers), reply.body)
         broken = judge.verdict(request, answer)
