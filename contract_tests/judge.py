@@ -389,7 +389,8 @@ class Judge:
     def _code_of(self, error: ValidationError) -> str:
         if error.validator in STRUCTURAL_CODES:
             return STRUCTURAL_CODES[str(error.validator)]
-        code, node = OTHER_CODE, self.schema
+        code = OTHER_CODE
+        node: Any = self.schema
         for key in error.absolute_schema_path:
             node = node[key]
             if isinstance(node, dict) and "x-problem-code" in node:
@@ -533,7 +534,7 @@ class Judge:
         if outcome.operation == "list":
             return self._catalog(result)
         if outcome.operation == "get":
-            model_id = (outcome.body or {}).get("id")
+            model_id = str((outcome.body or {}).get("id"))
             if result != self.contract.models.get(model_id):
                 return [Violation("model-by-id", f"GET {request.path} served another model")]
             return []
@@ -572,7 +573,7 @@ class Judge:
             reason = f"field {named!r}, expected {outcome.describe()}"
             broken.append(Violation("problem-field", reason))
         if len(outcome.faults) > 1:
-            listed: dict[Any, set[str]] = {}
+            listed: dict[Any, set[Any]] = {}
             errors = problem.get("errors")
             for error in errors if isinstance(errors, list) else []:
                 if isinstance(error, dict):
@@ -683,7 +684,8 @@ def _field_of(error: ValidationError) -> Any:
     if error.absolute_path:
         return str(error.absolute_path[0])
     if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [n for n in error.validator_value if n not in error.instance]
+        required: Any = error.validator_value
+        missing = [n for n in required if n not in error.instance]
         return missing[0] if missing else None
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}

@@ -175,7 +175,7 @@ class Proxy:
         head = stream.read(min(length, JUDGED_BYTES)) if length else b""
         rest = length - len(head)
 
-        def body():
+        def rest_of_body():
             yield head
             left = rest
             while left > 0:
@@ -200,7 +200,7 @@ class Proxy:
         request = Request(environ["REQUEST_METHOD"], path, headers, raw)
         started = time.time()
         try:
-            answer = self.forward(request, body() if rest > 0 else head)
+            answer = self.forward(request, rest_of_body() if rest > 0 else head)
         except httpx.TimeoutException:
             self.summary.add_error("upstream_timeout")
             return problem(
@@ -248,14 +248,14 @@ class Proxy:
             if k.lower() not in HOP_BY_HOP | {"content-length"}
         ]
         if self.mode == "hard" and violations:
-            status, headers, body = problem(
+            status, refusal, document = problem(
                 502,
                 "contract_violation",
                 f"The upstream answered {answer.status}, breaking {len(violations)} promise(s).",
                 violations=[credentials_redacted(v.as_dict(), credentials) for v in violations],
                 upstream_status=answer.status,
             )
-            return status, [*headers, (VIOLATIONS_HEADER, str(len(violations)))], body
+            return status, [*refusal, (VIOLATIONS_HEADER, str(len(violations)))], document
         return answer.status, [*passed, (VIOLATIONS_HEADER, str(len(violations)))], answer.body
 
     def forward(self, request: Request, content: Any) -> Answer:
@@ -384,7 +384,7 @@ def main(argv: list[str]) -> int:
         check_images=not args.no_image_checks,
     )
     server = make_server(args.host, args.port, proxy, threaded=True, request_handler=QuietHandler)
-    server.daemon_threads = True
+    server.daemon_threads = True  # type: ignore[attr-defined]  # threaded=True: a ThreadingMixIn
 
     def stop(signum, frame):
         threading.Thread(target=server.shutdown).start()
