@@ -452,7 +452,9 @@ class Judge:
         """A 429, or a generation's 503, where the contract allows one (after every check that
         comes before it); None for any other answer."""
         statuses = {o.status for o in outcomes}
-        if answer.status == 429 and 200 in statuses:
+        # A 429 may come wherever no check before the rate limit refuses: a success, or a 404
+        # or 405, whose place in the order the spec leaves open.
+        if answer.status == 429 and statuses & {200, 404, 405}:
             retry = (answer.header("Retry-After") or "").strip()
             if not retry.isdigit():
                 return [Violation("rate-limited", f"a 429 with Retry-After {retry!r}")]
