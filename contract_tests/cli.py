@@ -25,6 +25,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # name -> the module whose main(argv) runs it; anything else runs the suite.
 SUBCOMMANDS: dict[str, str] = {
     "diff": "contract_tests.spec_diff",
+    "proxy": "contract_tests.proxy",
 }
 
 

@@ -29,12 +29,12 @@ from typing import Any, Protocol, cast
 from mockserver.rules import Generation
 
 ENTRY_POINT_GROUP = "mockserver.backends"
-
 # The backends of this package: name -> "module:factory", imported only when chosen.
 BUILT_IN = {
     "placeholder": "mockserver.backends.placeholder:PlaceholderBackend",
     "diffusers": "mockserver.backends.diffusers.backend:DiffusersBackend",
     "ray": "mockserver.backends.ray.client:RayBackend",
+    "replay": "mockserver.backends.replay:ReplayBackend",
 }
 
 
