@@ -22,3 +22,11 @@ BACKEND_TESTS = (
     "contract_tests/test_steps.py::test_an_explicit_step_count_wins_over_the_preset",
     "contract_tests/test_steps.py::test_steps_property",
 )
+
+# Billable, but not run on each backend: the judge's tests send hundreds of generations whose
+# decisions (status, code, echo) are the server's, the same on every backend; what a backend
+# adds (decodable images of the asked size, seeds) is in the tests above.
+NOT_ON_BACKENDS = (
+    "contract_tests/test_judge.py::test_every_answer_gets_an_empty_verdict",
+    "contract_tests/test_judge.py::test_the_judge_knows_every_model_on_every_plan",
+)
