@@ -173,6 +173,7 @@ bench: $(STAMP) $(TOOLS)/.installed $(REDIS_SERVER)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/bench_server.py --prism $(TOOLS)/node_modules/.bin/prism
 	$(BIN)/python bench/bench_png.py
+	$(BIN)/python bench/bench_proxy.py --json bench/results/proxy.json
 
 # A normal request's latency while 64 clients send their bodies at one byte a second.
 bench-slow: $(STAMP)
