@@ -129,7 +129,8 @@ def test_the_installed_suite_passes_against_the_mock(venvs, installed_mock, tmp_
     result = run_contract(venvs, installed_mock, tmp_path, "-q", "--junitxml", "contract.xml")
     assert result.returncode == 0, result.stdout[-4000:]
     assert re.search(r"\b(\d{2,}) passed\b", result.stdout), result.stdout[-2000:]
-    assert " failed" not in result.stdout
+    summary = result.stdout.strip().splitlines()[-1]  # pytest's last line, after the coverage table
+    assert " failed" not in summary and " passed" in summary, summary
     assert (tmp_path / "contract.xml").exists()
 
 

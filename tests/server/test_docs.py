@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -100,8 +101,15 @@ def run_block(block: Block, server, code: str | None = None) -> str:
     if block.language == "js" and shutil.which("node") is None:
         pytest.skip("Node.js is not installed")
     code = (code or block.code).replace(MOCK_URL, server.url)
+    # As a reader runs them: in the project's venv, activated (its python and commands first).
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     result = subprocess.run(
-        RUNNERS[block.language](code), capture_output=True, text=True, timeout=120, cwd=ROOT
+        RUNNERS[block.language](code),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "PATH": path},
     )
     assert result.returncode == 0, (
         f"{block} failed:\n{result.stdout[-2000:]}{result.stderr[-4000:]}"
