@@ -41,20 +41,9 @@ def assert_generated(reply: Reply, body: dict[str, Any], contract: Contract) -> 
     result: dict[str, Any] = reply.json()
     faults = [error.message for error in contract.generated_validator.iter_errors(result)]
     assert not faults, f"the response breaks GenerateResponse: {faults}"
-    model = body.get("model", contract.default_model)
-    width = int(body.get("width", contract.default("width")))
-    height = int(body.get("height", contract.default("height")))
-    output_format = body.get("output_format", contract.default("output_format"))
+    expected = contract.expected_echo(body)
+    width, height, output_format = expected["width"], expected["height"], expected["output_format"]
     num_images = body.get("num_images", contract.default("num_images"))
-    expected = {
-        "model": model,
-        "width": width,
-        "height": height,
-        "num_inference_steps": contract.expected_steps(body),
-        "output_format": output_format,
-    }
-    if "seed" in body:
-        expected["seed"] = body["seed"]
     echoed = {field: result.get(field) for field in expected}
     assert echoed == expected, f"the response echoes {echoed}, the request implies {expected}"
     assert len(result["images"]) == num_images, f"{len(result['images'])} images, not {num_images}"

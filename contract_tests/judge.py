@@ -217,11 +217,16 @@ class Request:
     body: bytes = b""
 
     def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == lowered:
-                return value
-        return None
+        return _header(self.headers, name)
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    """A header's value, its name matched without case (HTTP's rule)."""
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
 
 
 @dataclass
@@ -231,11 +236,7 @@ class Answer:
     body: bytes
 
     def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == lowered:
-                return value
-        return None
+        return _header(self.headers, name)
 
     @property
     def media_type(self) -> str:
@@ -613,18 +614,12 @@ class Judge:
             return [
                 Violation("response-schema", f"breaks GenerateResponse: {schema_faults[0][:200]}")
             ]
-        output_format = body.get("output_format", contract.default("output_format"))
-        width = int(body.get("width", contract.default("width")))
-        height = int(body.get("height", contract.default("height")))
-        expected = {
-            "model": body.get("model", contract.default_model),
-            "width": width,
-            "height": height,
-            "num_inference_steps": contract.expected_steps(body),
-            "output_format": output_format,
-        }
-        if "seed" in body:
-            expected["seed"] = body["seed"]
+        expected = contract.expected_echo(body)
+        width, height, output_format = (
+            expected["width"],
+            expected["height"],
+            expected["output_format"],
+        )
         broken = self._id_and_time(result)
         for name, value in expected.items():
             if result.get(name) != value:

@@ -89,6 +89,19 @@ class Contract:
         steps: int = model["fast_steps"] if preset == "fast" else model["quality_steps"]
         return steps
 
+    def expected_echo(self, body: JSON) -> JSON:
+        """What a 200 to a valid *body* must echo: what was asked, or the default that was used."""
+        expected: JSON = {
+            "model": body.get("model", self.default_model),
+            "width": int(body.get("width", self.default("width"))),
+            "height": int(body.get("height", self.default("height"))),
+            "num_inference_steps": self.expected_steps(body),
+            "output_format": body.get("output_format", self.default("output_format")),
+        }
+        if "seed" in body:
+            expected["seed"] = body["seed"]
+        return expected
+
     # Error codes ---------------------------------------------------------------------------
 
     def problem_codes(self, status: int) -> set[str]:
