@@ -55,6 +55,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def fresh_python(code: str) -> str:
+    """What *code* prints in a new interpreter from the repository root: for what an import
+    pulls in, which this process has long since imported."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return result.stdout
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

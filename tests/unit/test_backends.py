@@ -47,18 +47,14 @@ def test_a_third_party_backend_registers_without_touching_this_code(tmp_path, mo
 
 def test_the_built_in_backends_are_listed_without_entry_points_and_imported_only_when_chosen():
     import json
-    import subprocess
 
-    from tests.support import ROOT
+    from tests.support import fresh_python
 
     code = (
         "import json, sys; from mockserver.backends import available_backends; "
         "print(json.dumps(available_backends())); "
         "print('mockserver.backends.ray.client' in sys.modules)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    listed, imported = result.stdout.splitlines()
+    listed, imported = fresh_python(code).splitlines()
     assert {"placeholder", "diffusers", "ray"} <= set(json.loads(listed))
     assert imported == "False"

@@ -3,8 +3,6 @@ and emptied by hand, as the device's thread would."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -12,7 +10,7 @@ import pytest
 from mockserver.backends import BackendError, BackendUnavailable
 from mockserver.backends.diffusers.options import DiffusersOptions
 from mockserver.backends.diffusers.queue import Queue, batch_key, guidance_for, uses_cfg
-from tests.support import ROOT, make_generation
+from tests.support import fresh_python, make_generation
 
 RECIPE = {"guidance_scale": 0.0, "negative_prompt_guidance_scale": 5.0}
 
@@ -158,7 +156,4 @@ def test_the_queue_and_options_modules_import_without_torch_or_ray():
         "mockserver.backends.diffusers.options, mockserver.backends.ray.options; "
         "print('torch' in sys.modules, 'ray' in sys.modules)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert result.stdout.split() == ["False", "False"]
+    assert fresh_python(code).split() == ["False", "False"]
