@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from mockserver.config import JOURNAL_BYTES
 from mockserver.redact import redact_headers, redact_query, text_redactor
 from mockserver.store import StateStore, StoreUnavailable
+from mockserver.store.base import LazyEntry
 
 MAX_HEADER_CHARS = 8 * 1024  # one header's value
 MAX_HEADERS_CHARS = 32 * 1024  # all of a request's headers, names and values
@@ -74,15 +75,26 @@ class Journal:
         model: str | None = None,
         fault: dict | None = None,
     ) -> None:
+        """Journal one request. The entry is made when the store writes it (the embedded
+        store: when a reader asks), from what is given here: *body* and *fault* must not change
+        after the call. Credentials are masked at once, with the fingerprints' secret in force
+        now."""
         now = time.time()
-        entry = self._entry(
-            method=method, path=path, query=query, headers=headers, body=body, status=status,
-            code=code, duration_ms=duration_ms, at=now,
-            found={"plan": plan, "key_fingerprint": key_fingerprint, "model": model,
-                   "fault": fault},
-        )  # fmt: skip
+        found = {"plan": plan, "key_fingerprint": key_fingerprint, "model": model, "fault": fault}
+        count, headers, query = len(headers), redact_headers(headers), redact_query(query)
+
+        def entry() -> str:
+            return self._entry(
+                method=method, path=path, query=query, headers=headers, header_count=count,
+                body=body, status=status, code=code, duration_ms=duration_ms, at=now,
+                found=found,
+            )  # fmt: skip
+
+        held = len(body) + len(path) + len(query) + sum(map(len, headers.values()))
         try:
-            self.store.journal_add(entry, now, keep=self.size, max_bytes=self.max_bytes)
+            self.store.journal_add(
+                LazyEntry(entry, held), now, keep=self.size, max_bytes=self.max_bytes
+            )
             if self._unsaved:
                 self._tally()
         except StoreUnavailable:
@@ -90,9 +102,11 @@ class Journal:
                 self._unsaved += 1
 
     def _entry(
-        self, *, method, path, query, headers, body: bytes, status, code, duration_ms, at, found
-    ):
-        """One request as the journal keeps it: JSON text, redacted and bounded."""
+        self, *, method, path, query, headers, header_count, body: bytes, status, code,
+        duration_ms, at, found,
+    ):  # fmt: skip
+        """One request as the journal keeps it: JSON text, redacted and bounded (*headers* and
+        *query* come with their credentials masked; *header_count*: how many headers came)."""
         truncated: dict[str, int] = {}
         hide = self._hide
 
@@ -103,11 +117,11 @@ class Journal:
             return text
 
         kept, room = {}, MAX_HEADERS_CHARS
-        for name, value in redact_headers(headers).items():
+        for name, value in headers.items():
             value = bounded(f"headers.{name}", hide(value), MAX_HEADER_CHARS)
             room -= len(name) + len(value)
             if room < 0:  # the rest is left out; the entry says how many headers there were
-                truncated["headers"] = len(headers)
+                truncated["headers"] = header_count
                 break
             kept[name] = value
         text = hide(body.decode("utf-8", "replace"))
@@ -116,7 +130,7 @@ class Journal:
             "time": round(at, 3),
             "method": method,
             "path": bounded("path", hide(path), MAX_URI_CHARS),
-            "query": bounded("query", hide(redact_query(query)), MAX_URI_CHARS),
+            "query": bounded("query", hide(query), MAX_URI_CHARS),
             "headers": kept,
             "body": bounded("body", text, MAX_BODY_CHARS),
             "status": status,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from limits import RateLimitItemPerMinute
@@ -13,6 +14,27 @@ from limits.strategies import MovingWindowRateLimiter
 WINDOW_S = 60  # a plan's limit is requests a minute
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LazyEntry:
+    """A journal entry not made yet: *make* returns its JSON text; until then it holds about
+    *held* bytes (what it is made from)."""
+
+    make: Callable[[], str]
+    held: int
+
+
+Entry = str | LazyEntry  # a journal entry: its JSON text, or how to make it
+
+
+def entry_text(entry: Entry) -> str:
+    return entry if isinstance(entry, str) else entry.make()
+
+
+def entry_held(entry: Entry) -> int:
+    """About how many bytes *entry* holds in memory."""
+    return len(entry) if isinstance(entry, str) else entry.held
 
 
 class StoreUnavailable(Exception):
@@ -42,9 +64,11 @@ class StateStore(ABC):
         return self.call(spend)
 
     @abstractmethod
-    def journal_add(self, entry: str, at: float, *, keep: int, max_bytes: int) -> None:
-        """Append one journal entry (its JSON text, for a request answered at *at*), keeping
-        the newest entries that are at most *keep* in number and *max_bytes* in length."""
+    def journal_add(self, entry: Entry, at: float, *, keep: int, max_bytes: int) -> None:
+        """Append one journal entry (its JSON text, or how to make it, for a request answered
+        at *at*), keeping the newest entries that are at most *keep* in number and
+        *max_bytes* in length. A store may make the text later, when it writes the entry, and
+        never for an entry that newer ones push out first."""
 
     @abstractmethod
     def journal_rows(self, limit: int) -> list[str]:

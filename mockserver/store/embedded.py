@@ -16,7 +16,15 @@ from types import TracebackType
 
 from limits import RateLimitItemPerMinute
 
-from mockserver.store.base import WINDOW_S, StateStore, StoreUnavailable, T
+from mockserver.store.base import (
+    WINDOW_S,
+    Entry,
+    StateStore,
+    StoreUnavailable,
+    T,
+    entry_held,
+    entry_text,
+)
 from mockserver.store.sqlite_limits import (
     HITS_INDEX,
     HITS_TABLE,
@@ -31,13 +39,17 @@ log = logging.getLogger("mockserver")
 class EmbeddedStore(StateStore):
     """One SQLite file shared by the workers of one host, or ``:memory:`` for one process.
 
-    Journal entries are the hot path, since every request writes one: they are queued in memory
-    and a thread writes the queue every FLUSH_S seconds in one transaction. Reading first waits
-    for every live worker's writer to have run once more, so that it shows every request that
-    finished before the read; a worker's writer starts with its first journal entry and stamps
-    itself at once, a worker that only reads stamps nothing, and the stamp of a worker that is
-    gone (killed, respawned) is dropped rather than waited for. Rate-limit hits are written at
-    once, in their own transaction, since they decide the answer.
+    Journal entries are the hot path, since every request makes one, and most are never read:
+    each worker holds its newest entries in memory, unmade (a function that makes the entry's
+    text), at most as many as the journal keeps, since an older one could never be shown. They
+    are made and written when a reader asks: the reader stamps the time it asked, and every
+    worker's writer thread, which looks for that stamp every FLUSH_S seconds, writes what it
+    holds in one transaction and stamps the time it ran. A read waits for every live worker's
+    writer to have run since it asked, so that it shows every request that finished before it;
+    a worker's writer starts with its first journal entry and stamps itself at once, a worker
+    that only reads stamps nothing, and the stamp of a worker that is gone (killed, respawned)
+    is dropped rather than waited for (the entries it held are lost with it). Rate-limit hits
+    are written at once, in their own transaction, since they decide the answer.
     """
 
     FLUSH_S = 0.02
@@ -48,8 +60,13 @@ class EmbeddedStore(StateStore):
         self.shared = path != ":memory:"
         self._lock = threading.Lock()
         self._closed = False
-        # (at, entry, keep, max_bytes); append and popleft are thread-safe
-        self._pending: deque[tuple[float, str, int, int]] = deque()
+        # (at, entry, keep, max_bytes), oldest first, and about how many bytes they hold
+        self._pending: deque[tuple[float, Entry, int, int]] = deque()
+        self._held = 0
+        self._due = False  # they hold more than the journal keeps: to be written soon
+        self._holding = threading.Lock()  # for the three above
+        self._flushing = threading.Lock()  # one flush at a time: entries are written in order
+        self._answered = 0.0  # the newest reader's stamp that this worker's writer has answered
         self._writer: threading.Thread | None = None  # started by the first journal entry
         self._starting = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
@@ -67,6 +84,8 @@ class EmbeddedStore(StateStore):
             "cleared (at REAL)",
             # Each worker's writer stamps its last run here, so that a reader can wait for them.
             "writers (pid INTEGER PRIMARY KEY, ran REAL)",
+            # One row: when a reader last asked the writers to write what they hold.
+            "asked (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL)",
             "tally (name TEXT PRIMARY KEY, value INTEGER)",
             HITS_TABLE,
             "counters (key TEXT PRIMARY KEY, value INTEGER, expires REAL)",
@@ -142,9 +161,16 @@ class EmbeddedStore(StateStore):
 
         return self.call(spend)
 
-    def journal_add(self, entry: str, at: float, *, keep: int, max_bytes: int) -> None:
+    def journal_add(self, entry: Entry, at: float, *, keep: int, max_bytes: int) -> None:
         self.call(self._start_writer)
-        self._pending.append((at, entry, keep, max_bytes))
+        pending = self._pending
+        with self._holding:
+            pending.append((at, entry, keep, max_bytes))
+            self._held += entry_held(entry)
+            while len(pending) > keep:  # pushed out by *keep* newer ones: never to be shown
+                self._held -= entry_held(pending.popleft()[1])
+            # Memory stays bounded by what the journal keeps, however large the requests.
+            self._due = self._held > max_bytes
 
     def _start_writer(self) -> None:
         """Start this process's writer, stamped at once: from now on a reader waits for it."""
@@ -164,12 +190,33 @@ class EmbeddedStore(StateStore):
         while not self._closed:
             time.sleep(self.FLUSH_S)
             try:
-                self._flush()
+                with self.reading() as db:
+                    row = db.execute("SELECT at FROM asked").fetchone()
+                if self._due or (row is not None and row[0] > self._answered):
+                    self._answered = row[0] if row is not None else self._answered
+                    self._flush()
             except sqlite3.Error as exc:  # a full disk: count the rows, keep serving
                 log.warning("journal: could not write to %s: %s", self.path, exc)
 
     def _flush(self) -> None:
-        batch = [self._pending.popleft() for _ in range(len(self._pending))]
+        """Make and write every entry this worker holds, and stamp the time it ran."""
+        with self._flushing:
+            with self._holding:
+                held = list(self._pending)
+                self._pending.clear()
+                self._held, self._due = 0, False
+            batch, lost = [], 0
+            for at, entry, keep, max_bytes in held:
+                try:
+                    batch.append((at, entry_text(entry), keep, max_bytes))
+                except Exception:  # one entry that cannot be made must not stop the journal
+                    log.exception("journal: could not make an entry")
+                    lost += 1
+            if lost:
+                self.count_unsaved(lost)
+            self._write(batch)
+
+    def _write(self, batch: list[tuple[float, str, int, int]]) -> None:
         try:
             with self.transaction() as db:
                 db.execute(
@@ -182,11 +229,12 @@ class EmbeddedStore(StateStore):
                 )
                 if batch:
                     _, _, keep, max_bytes = batch[-1]
-                    # The newest rows that fit both bounds stay.
+                    # The newest rows that fit both bounds stay: newest by the time of their
+                    # request, as a read orders them, since workers write at different times.
                     db.execute(
                         "DELETE FROM journal WHERE id IN (SELECT id FROM (SELECT id, "
                         "ROW_NUMBER() OVER newest AS n, SUM(size) OVER newest AS total "
-                        "FROM journal WINDOW newest AS (ORDER BY id DESC)) "
+                        "FROM journal WINDOW newest AS (ORDER BY time DESC, id DESC)) "
                         "WHERE n > ? OR total > ?)",
                         (keep, max_bytes),
                     )
@@ -202,6 +250,12 @@ class EmbeddedStore(StateStore):
             self._flush()
         if not self.shared:
             return
+        with self.transaction() as db:  # every writer sees it within FLUSH_S
+            db.execute(
+                "INSERT INTO asked (id, at) VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET at = MAX(at, excluded.at)",
+                (asked,),
+            )
         deadline = time.monotonic() + patience_s
         while True:
             with self.reading() as db:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from mockserver.redact import redacted_url as redacted
-from mockserver.store.base import StateStore, StoreUnavailable, T
+from mockserver.store.base import Entry, StateStore, StoreUnavailable, T, entry_text
 
 log = logging.getLogger("mockserver")
 
@@ -94,10 +94,11 @@ class RedisStore(StateStore):
         except self._errors as exc:
             raise StoreUnavailable(f"{redacted(self.url)}: {exc}") from exc
 
-    def journal_add(self, entry: str, at: float, *, keep: int, max_bytes: int) -> None:
+    def journal_add(self, entry: Entry, at: float, *, keep: int, max_bytes: int) -> None:
+        text = entry_text(entry)
         self.call(
             lambda: self._journal_add(
-                keys=[self._journal, self._journal_bytes], args=[entry, keep, max_bytes]
+                keys=[self._journal, self._journal_bytes], args=[text, keep, max_bytes]
             )
         )
 

@@ -309,3 +309,56 @@ def test_both_stores_bound_the_journal_in_rows_and_bytes(kind, tmp_path, request
         assert store.journal_rows(10) == []
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("kind", ["embedded", "redis"])
+def test_a_journal_entry_is_made_once_and_only_if_it_can_still_be_shown(kind, tmp_path, request):
+    """The embedded store makes an entry when a read asks for it, never one that newer entries
+    pushed out first; Redis makes each at once. Either way a read shows the same rows."""
+    from mockserver.store import open_store
+    from mockserver.store.base import LazyEntry
+
+    if kind == "redis":
+        url = request.getfixturevalue("redis_server").url
+    else:
+        url = f"sqlite://{tmp_path / 'state.sqlite'}"
+    store = open_store(url)
+    made: list[int] = []
+
+    def entry(i: int) -> LazyEntry:
+        return LazyEntry(lambda: made.append(i) or json.dumps({"i": i}), held=10)
+
+    try:
+        for i in range(50):
+            store.journal_add(entry(i), time.time(), keep=20, max_bytes=50_000)
+        assert made == ([] if kind == "embedded" else list(range(50)))
+        rows = store.journal_rows(1000)
+        assert [json.loads(row)["i"] for row in rows] == list(range(49, 29, -1))
+        assert sorted(made) == (list(range(30, 50)) if kind == "embedded" else list(range(50)))
+        assert store.journal_rows(1000) == rows  # made once: a second read makes nothing more
+        assert len(made) == (20 if kind == "embedded" else 50)
+    finally:
+        store.close()
+
+
+def test_the_embedded_store_holds_unmade_entries_only_up_to_the_journal_s_bytes(tmp_path):
+    """Entries holding more than the journal's byte bound are made and written by the writer
+    without waiting for a read: large requests do not pile up in memory."""
+    from mockserver.store import open_store
+    from mockserver.store.base import LazyEntry
+
+    store = open_store(f"sqlite://{tmp_path / 'state.sqlite'}")
+    made: list[int] = []
+    try:
+        for i in range(10):
+            text = json.dumps({"i": i})
+            store.journal_add(
+                LazyEntry(lambda i=i, text=text: made.append(i) or text, held=30_000),
+                time.time(), keep=200, max_bytes=100_000,
+            )  # fmt: skip
+        deadline = time.monotonic() + 5
+        while not made and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert made == list(range(10))  # all of them, in order, by the writer alone
+    finally:
+        store.close()
