@@ -29,9 +29,8 @@ from mockserver.store.sqlite_limits import (
     HITS_INDEX,
     HITS_TABLE,
     SQLiteLimitsStorage,
-    acquire,
-    moving_window,
 )
+from mockserver.store.sqlite_limits import spend as spend_window
 
 log = logging.getLogger("mockserver")
 
@@ -155,8 +154,7 @@ class EmbeddedStore(StateStore):
 
         def spend() -> tuple[bool, float, int]:
             with self.transaction() as db:
-                allowed = acquire(db, window, requests_per_minute, WINDOW_S)
-                started, count = moving_window(db, window, requests_per_minute, WINDOW_S)
+                allowed, started, count = spend_window(db, window, requests_per_minute, WINDOW_S)
             return allowed, started + WINDOW_S, requests_per_minute - count
 
         return self.call(spend)
