@@ -14,6 +14,7 @@ look like: a key of any shape (``sk_...`` or not, dotted, Basic) is masked whole
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -49,9 +50,22 @@ def use_fingerprint_secret(secret: str) -> None:
 
 def fingerprint(secret: str) -> str:
     """A short keyed fingerprint of *secret* (8 hex digits): tells keys apart, shows none."""
-    keyed = _keyed.copy()
+    if len(secret) > _REMEMBERED_CHARS:
+        return _fingerprint(_keyed, secret)
+    return _remembered(_keyed, secret)
+
+
+def _fingerprint(keyed: hmac.HMAC, secret: str) -> str:
+    keyed = keyed.copy()
     keyed.update(secret.encode("utf-8", "surrogatepass"))
     return keyed.hexdigest()[:8]
+
+
+# A request's key is fingerprinted several times (the journal, the sequences, the log), and a
+# server sees a few keys again and again; keyed by the secret's HMAC too, so that a new secret
+# gives new fingerprints.
+_REMEMBERED_CHARS = 256
+_remembered = functools.lru_cache(maxsize=1024)(_fingerprint)
 
 
 def mask(secret: str) -> str:
