@@ -210,7 +210,9 @@ class FaultChooser:
 
     def plan(self) -> FaultPlan | None:
         """The seeded plan in force: the store's override, else ``--faults``."""
-        override = self.store.call(lambda: self.store.setting(FAULTS_SETTING))
+        return self._plan(self.store.call(lambda: self.store.setting(FAULTS_SETTING)))
+
+    def _plan(self, override: str | None) -> FaultPlan | None:
         return self.configured if override is None else parse_faults(override)
 
     def set_plan(self, text: str | None) -> FaultPlan | None:
@@ -227,7 +229,8 @@ class FaultChooser:
         the ``Prefer`` one: the mock keeps answering."""
         wanted = parse_prefer(prefer).get("fault") if prefer and self.prefer else None
         try:
-            plan = self.plan()
+            override, waiting = self.store.call(lambda: self.store.fault_state(FAULTS_SETTING))
+            plan = self._plan(override)
             number = self.store.call(lambda: self.store.increment(FAULTS_COUNTER)) if plan else 0
             if wanted is not None:
                 try:
@@ -235,10 +238,11 @@ class FaultChooser:
                 except ValueError as exc:
                     detail = f"Prefer: {exc}."
                     raise Problem(400, "invalid_request", detail, field="Prefer") from None
-            names = candidate_sequences(key, method, path)
-            answer = self.store.call(lambda: self.store.sequence_take(names))
-            if answer is not None:
-                return Fault(answer, "sequence")
+            if waiting:
+                names = candidate_sequences(key, method, path)
+                answer = self.store.call(lambda: self.store.sequence_take(names))
+                if answer is not None:
+                    return Fault(answer, "sequence")
             kind = plan.draw(number) if plan else None
             return Fault(kind, "seeded") if kind else None
         except StoreUnavailable:

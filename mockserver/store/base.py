@@ -93,6 +93,11 @@ class StateStore(ABC):
     def setting(self, name: str) -> str | None:
         """A value set with :meth:`set_setting`, or None."""
 
+    def fault_state(self, name: str) -> tuple[str | None, bool]:
+        """The setting *name*, and whether a sequence may have answers waiting (False only if
+        none has): what every API request asks, which a store may answer in one read."""
+        return self.setting(name), True
+
     @abstractmethod
     def set_setting(self, name: str, value: str | None) -> None:
         """Set (None: remove) a setting that every worker sharing the store sees at once."""

@@ -309,6 +309,15 @@ class EmbeddedStore(StateStore):
             row = db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
 
+    def fault_state(self, name: str) -> tuple[str | None, bool]:
+        with self.reading() as db:
+            value, waiting = db.execute(
+                "SELECT (SELECT value FROM settings WHERE name = ?), "
+                "EXISTS (SELECT 1 FROM sequences)",
+                (name,),
+            ).fetchone()
+        return value, bool(waiting)
+
     def set_setting(self, name: str, value: str | None) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM settings WHERE name = ?", (name,))
