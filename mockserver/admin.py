@@ -115,7 +115,9 @@ def _journal_routes(admin: Blueprint, journal: Journal) -> None:
                 method=request.method,
                 path=request.path,
                 query=request.query_string.decode("latin-1"),
-                headers=dict(request.headers),
+                # The (name, value) pairs, each name once as the environ holds one header per
+                # name: what dict(request.headers) gives, without looking each one up again.
+                headers=dict(request.headers.items()),
                 body=body or b"",
                 status=response.status_code,
                 code=call.problem_code,

@@ -111,6 +111,13 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def is_secret_name(name: str) -> bool:
+    if len(name) > 64:
+        return bool(_SECRET_NAME.search(name))
+    return _is_secret_short_name(name)
+
+
+@functools.lru_cache(maxsize=1024)  # every request's header names: a few, again and again
+def _is_secret_short_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
