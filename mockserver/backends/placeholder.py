@@ -66,13 +66,26 @@ def render(generation: Generation, seed: int) -> bytes:
     return out.getvalue()
 
 
+CAPTION_CHARS = 48  # of a caption line
+
+
 def _caption(generation: Generation, seed: int) -> tuple[list[str], str]:
-    lines = textwrap.wrap(generation.prompt, width=48, max_lines=2, placeholder=" …") or [""]
+    lines = _prompt_lines(generation.prompt)
     meta = (
         f"{generation.model} · seed {seed} · {generation.width}x{generation.height}"
         f" · {generation.num_inference_steps} steps"
     )
     return lines, meta
+
+
+def _prompt_lines(prompt: str) -> list[str]:
+    """The prompt in at most two lines, as ``textwrap.wrap`` cuts it. A prompt that fits on one
+    line, printable (so its only whitespace is spaces) and not starting or ending with one, is
+    that line: textwrap would find no break to make nor whitespace to drop, and takes far
+    longer to say so."""
+    if 0 < len(prompt) <= CAPTION_CHARS and prompt.isprintable() and prompt == prompt.strip():
+        return [prompt]
+    return textwrap.wrap(prompt, width=CAPTION_CHARS, max_lines=2, placeholder=" …") or [""]
 
 
 def _palette(prompt: str, model: str, seed: int) -> bytes:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import textwrap
 import zlib
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mockserver.backends.placeholder import PlaceholderBackend, render
+from mockserver.backends.placeholder import PlaceholderBackend, _prompt_lines, render
 from tests.support import make_generation
 
 sizes = st.integers(16, 128).map(lambda n: n * 16)
@@ -67,3 +68,12 @@ def test_backend_makes_one_image_per_seed():
     images = PlaceholderBackend().generate(generation(num_images=3, seed=2**32 - 1))
     assert len(images) == 3
     assert len(set(images)) == 3
+
+
+@given(
+    st.text(alphabet=st.sampled_from("ab -\t\n\x1f\x85\u00a0\u3000\u200b\u2028xé…"), max_size=60)
+)
+@settings(max_examples=500, deadline=None)
+def test_a_prompt_s_lines_are_textwrap_s(prompt):
+    expected = textwrap.wrap(prompt, width=48, max_lines=2, placeholder=" …") or [""]
+    assert _prompt_lines(prompt) == expected
