@@ -456,6 +456,8 @@ class Judge:
         statuses = {o.status for o in decided}
         if answer.status == 401:
             return Violation("auth-valid", reason)
+        if request.method.upper() == "HEAD" and answer.status == 405 and 200 in statuses:
+            return Violation("head", reason)  # GET is answered: so must HEAD be
         if statuses == {401}:
             return Violation("auth-required", reason)
         if 403 in statuses | {answer.status} and statuses <= {200, 403}:
