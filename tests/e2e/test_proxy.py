@@ -237,6 +237,46 @@ def test_an_upstream_that_is_down_is_a_502_at_once():
         proxy.stop()
 
 
+def test_a_kept_connection_the_upstream_closed_is_replaced():
+    """An upstream that closes a kept-alive connection after each answer (without saying so,
+    as an idle timeout does): the proxy's next exchange finds it closed and goes over a new
+    connection, and the client never sees the difference."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    served = []
+
+    def answer_once_per_connection():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += connection.recv(65536)
+                served.append(request.split(b" ")[1])
+                page = b"page %d" % len(served)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                                   b"Content-Length: %d\r\n\r\n%s" % (len(page), page))  # fmt: skip
+
+    threading.Thread(target=answer_once_per_connection, daemon=True).start()
+    proxy = ProxyProcess(f"http://127.0.0.1:{listener.getsockname()[1]}")
+    try:
+        pages = [requests.get(proxy.url + f"/page/{i}", timeout=30) for i in range(3)]
+        assert [(a.status_code, a.text) for a in pages] == [
+            (200, "page 1"),
+            (200, "page 2"),
+            (200, "page 3"),
+        ], [a.text[:200] for a in pages]
+        assert served == [b"/page/0", b"/page/1", b"/page/2"]
+        assert proxy.summary()["upstream_errors"] == {}
+    finally:
+        proxy.stop()
+        listener.close()
+
+
 def test_a_slow_upstream_is_a_504_after_the_timeout():
     def slow(environ, start_response):
         time.sleep(5)
