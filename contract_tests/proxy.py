@@ -497,9 +497,10 @@ class Handler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         """The request line and header fields (http.server's own parser goes through the email
         package: a quarter of the proxy's time). False when it has answered a refusal."""
+        self.command = ""  # what send_error reads, before the request line is known
         words = self.raw_requestline.decode("latin-1").rstrip("\r\n").split(" ")
         if len(words) != 3 or words[2] not in ("HTTP/1.1", "HTTP/1.0") or not words[1]:
-            self.send_error(400, f"Bad request line {self.raw_requestline[:80]!r}")
+            self.send_error(400, "Bad request line")  # not echoed: it may carry a credential
             return False
         self.command, self.path, self.request_version = words
         fields, size = Fields(), 0
@@ -513,7 +514,7 @@ class Handler(BaseHTTPRequestHandler):
                 break
             name, colon, value = line.decode("latin-1").partition(":")
             if not colon or not name or name != name.strip():
-                self.send_error(400, f"Bad header field {line[:40]!r}")
+                self.send_error(400, "Bad header field")
                 return False
             fields.append((name, value.strip(" \t\r\n")))
         self.headers = fields  # type: ignore[assignment]  # what the handler reads: get, items

@@ -277,6 +277,33 @@ def test_a_kept_connection_the_upstream_closed_is_replaced():
         listener.close()
 
 
+def test_a_request_the_proxy_cannot_read_is_a_problem():
+    """Bytes that are not an HTTP/1.x request get the proxy's own problem, never a dropped
+    connection or a 5xx; nothing reaches the upstream."""
+    import socket
+
+    proxy = ProxyProcess(f"http://127.0.0.1:{free_port()}")
+    try:
+        for raw, status in (
+            (b"GARBAGE\r\n\r\n", 400),
+            (b"GET / HTTP/2.0\r\n\r\n", 400),
+            (b"GET /api/v1/models HTTP/1.1\r\nno colon\r\n\r\n", 400),
+            (b"GET /api/v1/models HTTP/1.1\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n", 431),
+            (b"POST /api/v1/generate HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        ):
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as client:
+                client.sendall(raw)
+                reply = b""
+                while chunk := client.recv(65536):
+                    reply += chunk
+            head, _, body = reply.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 %d " % status), (raw[:40], head)
+            assert b"Content-Type: application/problem+json" in head
+            assert json.loads(body)["code"] == "request_not_forwardable", body
+    finally:
+        proxy.stop()
+
+
 def test_a_slow_upstream_is_a_504_after_the_timeout():
     def slow(environ, start_response):
         time.sleep(5)
