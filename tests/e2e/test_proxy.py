@@ -164,7 +164,7 @@ def test_the_proxy_names_the_promise_each_mutant_breaks(mutant_proxies, judge, n
     upstream.app = MUTANTS[name].factory()
     shown = probes.revealing(judge, upstream.app, promise)
     assert shown, f"no probe shows {name} breaking {promise}: add one to tests/mutants/probes.py"
-    probe = PROBES[shown[0]]
+    probe = PROBES[shown]
 
     def named_in_log(proxy, exchange) -> set[str]:
         before = logs[proxy].read_text().count("\n") if logs[proxy].exists() else 0

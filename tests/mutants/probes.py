@@ -1,6 +1,6 @@
 """A few dozen single exchanges that, between them, touch every promise the judge decides: the
 requests the proxy's mutant test sends (tests/e2e/test_proxy.py). Each mutant that breaks a
-promise within one exchange breaks it in at least one of these; which ones is found by judging
+promise within one exchange breaks it in at least one of these; the first is found by judging
 the mutant's answers in-process (``revealing``), and the proxy must then name that promise."""
 
 from __future__ import annotations
@@ -112,13 +112,12 @@ PROBES: dict[str, Probe] = {
 }
 
 
-def revealing(judge: Judge, app, promise: str) -> list[str]:
-    """The probes whose answer from the WSGI *app* (in-process) breaks *promise*, as *judge*
-    sees it."""
+def revealing(judge: Judge, app, promise: str) -> str | None:
+    """The first probe whose answer from the WSGI *app* (in-process) breaks *promise*, as
+    *judge* sees it; None if none does."""
     from werkzeug.test import Client
 
     client = Client(app)
-    found = []
     for name, probe in PROBES.items():
         try:
             reply = client.open(
@@ -128,5 +127,5 @@ def revealing(judge: Judge, app, promise: str) -> list[str]:
         except Exception:  # a mutant that crashes: a server would answer 500
             answer = Answer(500, {}, b"")
         if promise in {v.promise for v in judge.verdict(probe.request(), answer)}:
-            found.append(name)
-    return found
+            return name
+    return None
