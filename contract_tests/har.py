@@ -31,8 +31,10 @@ def entry(
     started: float,
     elapsed_ms: float,
     credentials: Credentials,
+    streamed: int | None = None,
 ) -> dict[str, Any]:
-    """One HAR entry; *credentials* must have noted the request's credentials already."""
+    """One HAR entry; *credentials* must have noted the request's credentials already. An
+    answer the proxy *streamed* through (that many bytes) is recorded without its body."""
     har_request: dict[str, Any] = {
         "method": request.method,
         "url": base_url.rstrip("/") + credentials.mask_url(request.path),
@@ -48,6 +50,14 @@ def entry(
             "mimeType": request.header("Content-Type") or "",
             "text": credentials.redact(request.body.decode("utf-8", "replace")),
         }
+    size = len(answer.body) if streamed is None else streamed
+    content: dict[str, Any] = {
+        "size": size,
+        "mimeType": answer.header("Content-Type") or "",
+        "text": credentials.redact(answer.body.decode("utf-8", "replace")),
+    }
+    if streamed is not None:
+        content["comment"] = "streamed through, not recorded"
     return {
         "startedDateTime": datetime.fromtimestamp(started, UTC).isoformat(),
         "time": round(elapsed_ms, 3),
@@ -58,14 +68,10 @@ def entry(
             "httpVersion": "HTTP/1.1",
             "cookies": [],
             "headers": _headers(answer.headers, credentials),
-            "content": {
-                "size": len(answer.body),
-                "mimeType": answer.header("Content-Type") or "",
-                "text": credentials.redact(answer.body.decode("utf-8", "replace")),
-            },
+            "content": content,
             "redirectURL": "",
             "headersSize": -1,
-            "bodySize": len(answer.body),
+            "bodySize": size,
         },
         "cache": {},
         "timings": {"send": 0, "wait": round(elapsed_ms, 3), "receive": 0},

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 import re
 import threading
@@ -31,10 +30,12 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from contract_tests import images
 from contract_tests.spec import GENERATE, MODELS, Contract
 
 MAX_BODY = 64 * 1024  # "larger than 64 KiB" (the error table)
 MODEL_PATH = MODELS + "/{model_id}"
+API_PREFIX = "/api/"  # the spec's routes are under it; what is outside is not the API's
 STRUCTURAL_CODES = {  # the error table's codes for faults of structure
     "type": "invalid_type",
     "required": "missing_field",
@@ -47,7 +48,6 @@ B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")  # RFC 6750 2.1
 RANK = {401: 0, 415: 1, 413: 2, 400: 3, 403: 4, 429: 5, 503: 6, 200: 7}
 CLOCK_SKEW_S = 24 * 3600  # between the judge's clock and the target's: a day, not a factor 1000
 SEEN_IDS = 10_000
-PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 
 
 @dataclass(frozen=True)
@@ -268,10 +268,20 @@ class Judge:
     """What *contract* says about an exchange. *keys* maps each known key to its plan; a key
     that is not in it is "unknown to the judge" (perhaps valid, perhaps not)."""
 
-    def __init__(self, contract: Contract, keys: dict[str, str], *, check_images: bool = True):
+    def __init__(
+        self,
+        contract: Contract,
+        keys: dict[str, str],
+        *,
+        check_images: bool = True,
+        decode_images: bool = False,
+    ):
         self.contract = contract
         self.keys = keys
+        # Each image's bytes are checked for format, size and wholeness (contract_tests.images);
+        # decode_images decodes the pixels too, at a few milliseconds a 1024x1024 image.
         self.check_images = check_images
+        self.decode_images = decode_images
         self.validator = Draft202012Validator(contract.request_schema)
         self.fast_request = _fast_validator(contract.request_schema)
         response = contract.document["paths"][GENERATE]["post"]["responses"]["200"]
@@ -289,6 +299,8 @@ class Judge:
         method = request.method.upper()
         path = unquote(urlsplit(request.path).path)
         if method == "OPTIONS" or request.header("Prefer") is not None:
+            return None
+        if not path.startswith(API_PREFIX):  # the docs, the spec: a deployment's own pages
             return None
         route, model_id = self._route(path)
         auth = self._auth(request)
@@ -400,6 +412,15 @@ class Judge:
 
     # The verdict on an answer -------------------------------------------------------------
 
+    def reads_body(self, request: Request, status: int) -> bool:
+        """Whether ``verdict`` reads the body of an answer of *status* to *request*: a refusal's
+        problem, a 200 of one of the API's operations. Any other answer is judged by its head
+        alone, so the proxy can stream its body on unread."""
+        if request.method.upper() == "HEAD":
+            return False
+        path = unquote(urlsplit(request.path).path)
+        return status >= 400 or (status == 200 and self._route(path)[0] is not None)
+
     def verdict(self, request: Request, answer: Answer) -> list[Violation]:
         """Every promise *answer* breaks as the answer to *request*."""
         broken: list[Violation] = []
@@ -435,6 +456,8 @@ class Judge:
         statuses = {o.status for o in decided}
         if answer.status == 401:
             return Violation("auth-valid", reason)
+        if request.method.upper() == "HEAD" and answer.status == 405 and 200 in statuses:
+            return Violation("head", reason)  # GET is answered: so must HEAD be
         if statuses == {401}:
             return Violation("auth-required", reason)
         if 403 in statuses | {answer.status} and statuses <= {200, 403}:
@@ -656,21 +679,18 @@ class Judge:
     def _image(
         self, i: int, image: dict, output_format: str, size: tuple[int, int]
     ) -> list[Violation]:
-        from PIL import Image, UnidentifiedImageError
-
         header, _, data = image["data_url"].partition(",")
         if header != f"data:{image['media_type']};base64":
             return [Violation("data-url", f"image {i}'s data URL starts {header!r}")]
         try:
-            decoded = Image.open(io.BytesIO(base64.b64decode(data, validate=True)))
-            decoded.load()
-        except (binascii.Error, UnidentifiedImageError, OSError, ValueError) as exc:
+            found = images.inspect(base64.b64decode(data, validate=True), decode=self.decode_images)
+        except (binascii.Error, images.ImageFault) as exc:
             return [Violation("images-decode", f"image {i} does not decode: {exc}"[:200])]
-        if decoded.format != PIL_FORMATS[output_format] or decoded.size != size:
+        if found != (output_format, size):
             return [
                 Violation(
                     "images-decode",
-                    f"image {i} is {decoded.format} {decoded.size}, not {output_format} {size}",
+                    f"image {i} is {found[0]} {found[1]}, not {output_format} {size}",
                 )
             ]
         return []

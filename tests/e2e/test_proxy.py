@@ -21,12 +21,18 @@ from PIL import Image
 from werkzeug.serving import make_server
 
 import tests.mutants as mutants
+from contract_tests.judge import Judge
+from contract_tests.spec import load_contract
 from mockserver.app import create_app
+from tests.mutants import probes
+from tests.mutants.probes import PROBES, Probe
+from tests.mutants.registry import JUDGED, MUTANTS
 from tests.support import KEY_FOR_PLAN, ROOT, RunningServer, assert_contract_suite_passes, free_port
 
 GENERATE = "/api/v1/generate"
 MODELS = "/api/v1/models"
 KEY_ENV = {f"IMAGEAPI_KEY_{plan.upper()}": key for plan, key in KEY_FOR_PLAN.items()}
+KEY_PLANS = {key: plan for plan, key in KEY_FOR_PLAN.items()}
 UNKNOWN_SECRET = "sk_live_not_a_key_but_a_secret_42"
 
 
@@ -114,34 +120,6 @@ def generation(body: dict, plan: str = "enterprise"):
 
 
 SMALL = {"width": 256, "height": 256}
-# mutant -> (a request that shows what it breaks, the promise the proxy must name). A
-# representative set, one or two per kind of promise, as each needs only one exchange: the whole
-# registry is checked by the judge's differential test (see the kill lists).
-REPRESENTATIVE = {
-    "lift_step_caps": (
-        generation({"prompt": "p", "num_inference_steps": 9, **SMALL}),
-        "bad-request",
-    ),
-    "ignore_plans": (generation({"prompt": "p", "model": "flux-dev", **SMALL}, "free"), "plan"),
-    "public_catalog": (("GET", MODELS, {}, None), "auth-required"),
-    "one_image_only": (generation({"prompt": "p", "num_images": 3, **SMALL}), "num-images"),
-    "corrupt_image": (generation({"prompt": "p", **SMALL}), "images-decode"),
-    "wrong_default_model": (generation({"prompt": "p", **SMALL}), "echo"),
-    "image_seeds_do_not_wrap": (
-        generation({"prompt": "p", "seed": 2**32 - 1, "num_images": 2, **SMALL}),
-        "image-seeds",
-    ),
-    "errors_as_plain_json": (("GET", MODELS, {}, None), "problem-json"),
-    "no_bearer_challenge": (("GET", MODELS, {}, None), "auth-challenge"),
-    "no_allow_header": (("DELETE", GENERATE, bearer(), None), "method-not-allowed"),
-    "problem_status_disagrees": (("GET", MODELS, {}, None), "problem-status"),
-    "catalog_drift": (("GET", MODELS, bearer(), None), "catalog"),
-    "crash_on_non_ascii": (generation({"prompt": "café", **SMALL}), "no-5xx"),
-    "unknown_model_id_is_200": (
-        ("GET", MODELS + "/no-such-model", bearer(), None),
-        "model-not-found",
-    ),
-}
 
 
 def send(url: str, request) -> requests.Response:
@@ -152,40 +130,73 @@ def send(url: str, request) -> requests.Response:
 
 @pytest.fixture(scope="module")
 def mutant_proxies(tmp_path_factory):
-    """One switchable upstream, a soft and a hard proxy in front of it."""
+    """One switchable upstream, a soft and a hard proxy in front of it, each with its log."""
     folder = tmp_path_factory.mktemp("proxy")
     upstream = Switch()
     with serving(upstream) as url:
         soft = ProxyProcess(url, "--mode", "soft", "--log", str(folder / "soft.jsonl"))
-        hard = ProxyProcess(url, "--mode", "hard")
+        hard = ProxyProcess(url, "--mode", "hard", "--log", str(folder / "hard.jsonl"))
         try:
-            yield upstream, soft, hard, folder / "soft.jsonl"
+            yield upstream, soft, hard, {soft: folder / "soft.jsonl", hard: folder / "hard.jsonl"}
         finally:
             soft.stop()
             hard.stop()
 
 
-@pytest.mark.parametrize("name", list(REPRESENTATIVE))
-def test_the_proxy_names_the_promise_each_mutant_breaks(mutant_proxies, name):
-    upstream, soft, hard, log = mutant_proxies
-    upstream.app = getattr(mutants, name)()
-    request, promise = REPRESENTATIVE[name]
-    before = log.read_text().count("\n") if log.exists() else 0
+@pytest.fixture(scope="module")
+def judge():
+    return Judge(load_contract(), dict(KEY_PLANS))
 
-    answer = send(soft.url, request)
+
+def send_probe(url: str, probe: Probe) -> requests.Response:
+    return requests.request(
+        probe.method, url + probe.path, headers=dict(probe.headers), data=probe.body, timeout=60
+    )
+
+
+@pytest.mark.parametrize("name", sorted(JUDGED))
+def test_the_proxy_names_the_promise_each_mutant_breaks(mutant_proxies, judge, name):
+    """Each mutant that breaks a promise within one exchange, as the upstream: the exchanges
+    that show it (found by judging the mutant in-process, over the probes) go through both
+    proxies, which must name the promise: in the soft one's log, in the hard one's 502."""
+    upstream, soft, hard, logs = mutant_proxies
+    promise = JUDGED[name]
+    upstream.app = MUTANTS[name].factory()
+    shown = probes.revealing(judge, upstream.app, promise)
+    assert shown, f"no probe shows {name} breaking {promise}: add one to tests/mutants/probes.py"
+    probe = PROBES[shown]
+
+    def named_in_log(proxy, exchange) -> set[str]:
+        before = logs[proxy].read_text().count("\n") if logs[proxy].exists() else 0
+        answer = exchange()
+        lines = logs[proxy].read_text().splitlines()[before:]
+        return answer, {v["promise"] for line in lines for v in json.loads(line)["violations"]}
+
+    answer, named = named_in_log(soft, lambda: send_probe(soft.url, probe))
     assert int(answer.headers["Imageapi-Contract-Violations"]) >= 1, (name, answer.status_code)
-    lines = log.read_text().splitlines()[before:]
-    named = {v["promise"] for line in lines for v in json.loads(line)["violations"]}
-    assert promise in named, f"{name}: the log names {named}, not {promise}"
+    assert promise in named, f"{name}: the soft proxy's log names {named}, not {promise}"
     assert answer.status_code != 502, "soft mode passes the answer through"
 
-    refused = send(hard.url, request)
+    refused, named = named_in_log(hard, lambda: send_probe(hard.url, probe))
     assert refused.status_code == 502, (name, refused.status_code)
     assert refused.headers["Content-Type"] == "application/problem+json"
+    assert promise in named, f"{name}: the hard proxy's log names {named}, not {promise}"
+    if probe.method == "HEAD":
+        return  # the 502's head alone: no document
     document = refused.json()
     assert document["code"] == "contract_violation"
     assert promise in {v["promise"] for v in document["violations"]}, document
     assert all(v["reason"] and v["spec"] for v in document["violations"]), document
+
+
+def test_the_probes_through_the_proxy_find_nothing_wrong_with_the_mock(mutant_proxies):
+    """The control: every probe, through the hard proxy, to the mock itself, passes unchanged."""
+    upstream, _, hard, _ = mutant_proxies
+    upstream.app = create_app()
+    for name, probe in PROBES.items():
+        answer = send_probe(hard.url, probe)
+        assert answer.headers["Imageapi-Contract-Violations"] == "0", (name, answer.text[:300])
+        assert answer.status_code != 502, name
 
 
 def test_a_correct_upstream_gets_no_violation_and_an_exit_status_of_0():
@@ -226,6 +237,73 @@ def test_an_upstream_that_is_down_is_a_502_at_once():
         proxy.stop()
 
 
+def test_a_kept_connection_the_upstream_closed_is_replaced():
+    """An upstream that closes a kept-alive connection after each answer (without saying so,
+    as an idle timeout does): the proxy's next exchange finds it closed and goes over a new
+    connection, and the client never sees the difference."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    served = []
+
+    def answer_once_per_connection():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += connection.recv(65536)
+                served.append(request.split(b" ")[1])
+                page = b"page %d" % len(served)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                                   b"Content-Length: %d\r\n\r\n%s" % (len(page), page))  # fmt: skip
+
+    threading.Thread(target=answer_once_per_connection, daemon=True).start()
+    proxy = ProxyProcess(f"http://127.0.0.1:{listener.getsockname()[1]}")
+    try:
+        pages = [requests.get(proxy.url + f"/page/{i}", timeout=30) for i in range(3)]
+        assert [(a.status_code, a.text) for a in pages] == [
+            (200, "page 1"),
+            (200, "page 2"),
+            (200, "page 3"),
+        ], [a.text[:200] for a in pages]
+        assert served == [b"/page/0", b"/page/1", b"/page/2"]
+        assert proxy.summary()["upstream_errors"] == {}
+    finally:
+        proxy.stop()
+        listener.close()
+
+
+def test_a_request_the_proxy_cannot_read_is_a_problem():
+    """Bytes that are not an HTTP/1.x request get the proxy's own problem, never a dropped
+    connection or a 5xx; nothing reaches the upstream."""
+    import socket
+
+    proxy = ProxyProcess(f"http://127.0.0.1:{free_port()}")
+    try:
+        for raw, status in (
+            (b"GARBAGE\r\n\r\n", 400),
+            (b"GET / HTTP/2.0\r\n\r\n", 400),
+            (b"GET /api/v1/models HTTP/1.1\r\nno colon\r\n\r\n", 400),
+            (b"GET /api/v1/models HTTP/1.1\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n", 431),
+            (b"POST /api/v1/generate HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        ):
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as client:
+                client.sendall(raw)
+                reply = b""
+                while chunk := client.recv(65536):
+                    reply += chunk
+            head, _, body = reply.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 %d " % status), (raw[:40], head)
+            assert b"Content-Type: application/problem+json" in head
+            assert json.loads(body)["code"] == "request_not_forwardable", body
+    finally:
+        proxy.stop()
+
+
 def test_a_slow_upstream_is_a_504_after_the_timeout():
     def slow(environ, start_response):
         time.sleep(5)
@@ -249,6 +327,72 @@ def test_an_answer_over_the_limit_is_refused():
             answer = requests.get(proxy.url + MODELS, headers=bearer(), timeout=30)
             assert answer.status_code == 502
             assert answer.json()["code"] == "upstream_answer_too_large"
+        finally:
+            proxy.stop()
+
+
+def test_answers_the_judge_does_not_read_stream_through(tmp_path):
+    """An answer the judge does not read (a page outside the API) streams through whatever its
+    size: past --max-answer-mb, with or without a Content-Length, byte for byte; and the
+    client has its first bytes before the upstream has sent its last (nothing holds it whole).
+    The API's own answers are still bounded (test_an_answer_over_the_limit_is_refused)."""
+    big = os.urandom(3 * 1024 * 1024)  # three times the bound below
+    release = threading.Event()
+
+    def upstream(environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/big":
+            start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                      ("Content-Length", str(len(big)))])  # fmt: skip
+            return [big]
+        if path == "/chunked":  # no Content-Length: werkzeug sends it chunked
+            start_response("200 OK", [("Content-Type", "application/octet-stream")])
+            return (big[i : i + 65536] for i in range(0, len(big), 65536))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def held():
+            yield b"first\n"
+            release.wait(30)  # until the client has had the first line
+            yield b"last\n"
+
+        return held()
+
+    with serving(upstream) as url:
+        proxy = ProxyProcess(url, "--mode", "hard", "--max-answer-mb", "1", "--record",
+                             str(tmp_path / "t.har"))  # fmt: skip
+        try:
+            for path in ("/big", "/chunked"):
+                answer = requests.get(proxy.url + path, timeout=60)
+                assert answer.status_code == 200, (path, answer.text[:200])
+                assert answer.content == big, path
+                assert answer.headers["Imageapi-Contract-Violations"] == "0"
+            with requests.get(proxy.url + "/held", stream=True, timeout=30) as answer:
+                lines = answer.iter_lines()
+                assert next(lines) == b"first"
+                release.set()
+                assert next(lines) == b"last"
+        finally:
+            release.set()
+            code, output = proxy.stop()
+    assert code == 0, output
+    sizes = [
+        e["response"]["content"]["size"]
+        for e in json.loads((tmp_path / "t.har").read_text())["log"]["entries"]
+    ]
+    assert sizes == [len(big), len(big), len(b"first\nlast\n")], "the HAR counts what went through"
+
+
+def test_the_mocks_own_pages_pass_through_unjudged():
+    """The docs and the spec are not the API's routes: passed on as they are, no violation."""
+    with serving(create_app()) as url:
+        proxy = ProxyProcess(url, "--mode", "hard")
+        try:
+            for path in ("/openapi.json", "/docs"):
+                direct = requests.get(url + path, timeout=30)
+                answer = requests.get(proxy.url + path, timeout=30)
+                assert answer.status_code == direct.status_code == 200, path
+                assert answer.content == direct.content, path
+                assert answer.headers["Imageapi-Contract-Violations"] == "0", path
         finally:
             proxy.stop()
 
