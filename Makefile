@@ -85,7 +85,7 @@ check: $(CHECK_STAMP)
 # Everything: two xdist workers (pyproject.toml's addopts), the mutants included.
 # Tests sharing a server or a cluster run on one worker (their xdist_group, tests/conftest.py).
 test: $(STAMP) lint client-check $(CHROMIUM) $(REDIS_SERVER)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=25
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder --durations=25
 
 lint: $(STAMP) $(TOOLS)/.installed typecheck
 	$(BIN)/ruff check .

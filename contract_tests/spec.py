@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,9 @@ JSON = dict[str, Any]  # an object of the spec, as parsed
 
 @dataclass(frozen=True)
 class Contract:
-    document: JSON
+    # Not in the repr: a failing test shown with --showlocals would print the whole spec
+    # (110 KB) for each frame that holds the contract or a target.
+    document: JSON = field(repr=False)
 
     @classmethod
     def load(cls, path: Path = SPEC_PATH) -> Contract:

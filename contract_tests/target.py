@@ -120,7 +120,7 @@ class Target:
     credentials: Credentials = field(default_factory=Credentials)
     retry_delay: Callable[[Reply], float] | None = None
     max_wait: float = 120.0
-    exchanges: list[Exchange] = field(default_factory=list)
+    exchanges: list[Exchange] = field(default_factory=list, repr=False)  # the whole run's
 
     def request(
         self, method: str, path: str, *, headers=None, json_body=None, data=None, wait=True

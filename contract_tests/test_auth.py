@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from contract_tests.checks import assert_problem
 from contract_tests.spec import GENERATE, MODELS
+from contract_tests.strategies import examples
 
 B64TOKEN = st.text(
     alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/",
@@ -47,8 +48,10 @@ def _send(target, authorization, operation):
 def test_malformed_or_missing_credentials_are_401(target, contract, keys):
     known = [key for key in keys.values() if key] or ["sk_placeholder_key"]
 
-    @settings(max_examples=60)
+    @settings(max_examples=examples(60))
     @given(authorization=malformed(known), operation=st.sampled_from(["generate", "models"]))
+    @example(authorization=None, operation="generate")  # no key at all: on every profile
+    @example(authorization=None, operation="models")
     def check(authorization, operation):
         assert_unauthorized(_send(target, authorization, operation), contract)
 
@@ -60,7 +63,7 @@ def test_unknown_keys_are_401_invalid_api_key(target, contract, keys):
     code = "invalid_api_key"
     assert code in contract.problem_codes(401)
 
-    @settings(max_examples=40)
+    @settings(max_examples=examples(40))
     @given(
         token=B64TOKEN.filter(lambda t: t not in known),
         operation=st.sampled_from(["generate", "models"]),
@@ -83,7 +86,7 @@ def test_a_valid_key_is_never_answered_401(target, contract, keys):
     if not known:
         pytest.skip("no key for any plan: set IMAGEAPI_KEY_<PLAN>")
 
-    @settings(max_examples=40)
+    @settings(max_examples=examples(40))
     @given(
         key=st.sampled_from(known),
         # Bodies that must be refused, so the check costs nothing on a billed API.

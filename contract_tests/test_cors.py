@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from contract_tests.checks import assert_generated, assert_problem
 from contract_tests.plugin import key_including
 from contract_tests.spec import GENERATE, MODELS, load_contract
+from contract_tests.strategies import examples
 
 ARBITRARY_ORIGINS = st.builds(
     lambda scheme, host, port: f"{scheme}://{host}{'' if port is None else f':{port}'}",
@@ -73,7 +74,7 @@ def test_preflights_allow_a_key_and_json_from_any_origin(target, contract, origi
     """A preflight needs no key, and allows Authorization and Content-Type by name."""
     wanted = contract.cors["allow_headers"]
 
-    @settings(max_examples=40)
+    @settings(max_examples=examples(40))
     @given(
         origin=origins,
         operation=st.sampled_from(OPERATIONS),
@@ -120,7 +121,7 @@ def test_generated_images_are_readable_from_any_origin(
     key = key_including(contract, keys, contract.default_model)
     body = {"prompt": "cors", "width": 256, "height": 256}
 
-    @settings(max_examples=2)
+    @settings(max_examples=examples(2))
     @given(origin=origins)
     def check(origin):
         reserve_billable()
@@ -138,7 +139,7 @@ def test_answers_are_readable_from_any_origin(target, contract, keys, origins):
     key = key_including(contract, keys, contract.default_model)
     bearer = {"Authorization": f"Bearer {key}"}
 
-    @settings(max_examples=20)
+    @settings(max_examples=examples(20))
     @given(origin=origins)
     def check(origin):
         listing = target.request("GET", MODELS, headers={**bearer, "Origin": origin})

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from contract_tests.checks import assert_problem
 from contract_tests.plugin import key_including
 from contract_tests.spec import GENERATE, MODELS, load_contract
+from contract_tests.strategies import examples
 
 
 def auth(contract, keys):
@@ -18,7 +19,7 @@ def auth(contract, keys):
 
 
 def test_malformed_json_is_400(target, contract, keys):
-    @settings(max_examples=30)
+    @settings(max_examples=examples(30))
     @given(
         raw=st.sampled_from([b"{", b"{'prompt': 'p'}", b"[" * 50, b"", b'{"prompt": "\xff"}'])
         | st.binary(max_size=40)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from contract_tests.checks import assert_generated, assert_problem
 from contract_tests.plugin import key_including
 from contract_tests.spec import load_contract
-from contract_tests.strategies import valid_bodies
+from contract_tests.strategies import examples, valid_bodies
 
 MODELS = list(load_contract().models)
 
@@ -43,6 +43,18 @@ def test_omitted_sizes_are_the_schema_defaults(target, contract, keys, reserve_b
     assert result[omitted] == contract.default(omitted)
 
 
+@pytest.mark.parametrize("output_format", ["png", "jpeg", "webp"])
+def test_each_output_format_is_made_as_asked(
+    target, contract, keys, reserve_billable, output_format
+):
+    """Each format of the enum, on every profile (the property draws formats at random)."""
+    assert output_format in contract.request_schema["properties"]["output_format"]["enum"]
+    body = {"prompt": "formats", "output_format": output_format, "width": 256, "height": 256}
+    reserve_billable()
+    reply = target.generate(body, key_including(contract, keys, contract.default_model))
+    assert_generated(reply, body, contract)
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_negative_prompt_support(target, contract, keys, reserve_billable, model):
     key = key_including(contract, keys, model)
@@ -67,7 +79,7 @@ def test_generation_property(target, contract, keys, reserve_billable):
     if not models:
         pytest.skip("no key for any plan: set IMAGEAPI_KEY_<PLAN>")
 
-    @settings(max_examples=60)
+    @settings(max_examples=examples(60))
     @given(data=st.data())
     def check(data):
         model = data.draw(st.sampled_from(models), label="model")
@@ -95,7 +107,7 @@ def test_the_same_seed_gives_the_same_image(target, contract, keys, reserve_bill
 def test_unknown_models_are_refused(target, contract, keys):
     key = key_including(contract, keys, contract.default_model)
 
-    @settings(max_examples=30)
+    @settings(max_examples=examples(30))
     @given(model=st.text(min_size=1, max_size=30).filter(lambda m: m not in contract.models))
     def check(model):
         reply = target.generate({"prompt": "p", "model": model}, key)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from contract_tests.judge import MAX_BODY, Answer, Judge, Request
 from contract_tests.spec import GENERATE, MODELS, load_contract
-from contract_tests.strategies import valid_bodies
+from contract_tests.strategies import examples, valid_bodies
 
 CONTRACT = load_contract()
 UNKNOWN_KEY = "sk_unknown_0000000000000000"
@@ -155,7 +155,7 @@ def test_every_answer_gets_an_empty_verdict(target, contract, keys, judge, reser
     if not any(keys.values()):
         pytest.skip("no key for any plan: set IMAGEAPI_KEY_<PLAN>")
 
-    @settings(max_examples=250)
+    @settings(max_examples=examples(250))
     @given(request=requests(contract, keys))
     def check(request):
         # Hypothesis seeds Python's `random` alike for every example, and an in-process target

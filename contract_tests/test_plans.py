@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from contract_tests.checks import assert_generated, assert_problem
 from contract_tests.plugin import key_for
 from contract_tests.spec import load_contract
-from contract_tests.strategies import valid_bodies
+from contract_tests.strategies import examples, valid_bodies
 
 PLANS = load_contract().plans
 FORBIDDEN = "model_not_in_plan"
@@ -39,7 +39,7 @@ def test_plan_property(target, contract, keys, reserve_billable):
     if not plans:
         pytest.skip("no key for any plan: set IMAGEAPI_KEY_<PLAN>")
 
-    @settings(max_examples=60)
+    @settings(max_examples=examples(60))
     @given(plan=st.sampled_from(plans), body=valid_bodies(contract))
     def check(plan, body):
         check_plan(target, contract, keys[plan], plan, body, reserve_billable)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from contract_tests.checks import assert_generated, assert_problem
 from contract_tests.plugin import key_including
 from contract_tests.spec import load_contract
-from contract_tests.strategies import steps_around_cap
+from contract_tests.strategies import examples, steps_around_cap
 
 MODELS = list(load_contract().models)
 
@@ -76,7 +76,7 @@ def test_an_explicit_step_count_wins_over_the_preset(
 def test_steps_property(target, contract, keys, reserve_billable):
     """Any step count for any model: accepted exactly when 1 <= steps <= the model's cap."""
 
-    @settings(max_examples=80)
+    @settings(max_examples=examples(80))
     @given(data=st.data())
     def check(data):
         model = data.draw(st.sampled_from(MODELS), label="model")

@@ -9,6 +9,7 @@ BACKEND_TESTS = (
     "contract_tests/test_cors.py::test_generated_images_are_readable_from_any_origin",
     "contract_tests/test_generation.py::test_defaults",
     "contract_tests/test_generation.py::test_omitted_sizes_are_the_schema_defaults",
+    "contract_tests/test_generation.py::test_each_output_format_is_made_as_asked",
     "contract_tests/test_generation.py::test_negative_prompt_support",
     "contract_tests/test_generation.py::test_generation_property",
     "contract_tests/test_generation.py::test_the_same_seed_gives_the_same_image",

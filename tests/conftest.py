@@ -55,6 +55,18 @@ def server():
 # Tiers and groups ------------------------------------------------------------------------------
 
 TIERS = ("unit", "server", "backends", "e2e")
+# The order in which the tests run, and pytest-xdist hands out their groups (make test passes
+# --no-loadscope-reorder, which keeps it): the costliest tiers first, so that their long groups
+# start at once on both workers, and the many short tests (the contract suite in-process, then
+# the unit tier) fill in at the end, whichever worker is free.
+RUN_ORDER = ("backends", "e2e", "server", "contract_tests", "unit")
+
+
+def run_rank(item, tests: Path) -> int:
+    if not item.path.is_relative_to(tests):
+        return RUN_ORDER.index("contract_tests")
+    tier = item.path.relative_to(tests).parts[0]
+    return RUN_ORDER.index(tier) if tier in RUN_ORDER else len(RUN_ORDER)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (--dist loadgroup)
@@ -62,9 +74,11 @@ def pytest_collection_modifyitems(config, items):
     """Mark each test with the tier of its folder (tests/unit/... is `unit`), and group for
     pytest-xdist the tests that share a server: the modules whose tests use the session's
     `server` run on one worker; every other module outside tests/unit on one worker, so that
-    its module-scoped servers and clusters start once."""
+    its module-scoped servers and clusters start once. Then put them in RUN_ORDER (a stable
+    sort: each module's tests keep their order)."""
     tests = Path(__file__).parent
     on_server = {item.path for item in items if "server" in getattr(item, "fixturenames", ())}
+    items.sort(key=lambda item: run_rank(item, tests))
     for item in items:
         if not item.path.is_relative_to(tests):
             continue  # contract_tests: the suite's own

@@ -41,7 +41,7 @@ HADOLINT = Path(sys.executable).parent / "hadolint"
 TOOLS = ROOT / ".tools"
 KEYS_ENV = {f"IMAGEAPI_KEY_{plan.upper()}": key for plan, key in KEY_FOR_PLAN.items()}
 # A replayed run checks one test's cells, every model on every plan, with few examples: the
-# whole suite over HTTP is tests/e2e/test_contract_plugin.py's job.
+# whole suite over HTTP is tests/e2e/test_dists.py's job.
 QUICK = "-k test_every_model_on_every_plan --hypothesis-profile=quick"
 
 

@@ -69,30 +69,68 @@ def venvs(tmp_path_factory) -> dict[str, Path]:
     return {name: work / name / "bin" for name in DISTS}
 
 
-@pytest.fixture(scope="session")
-def installed_mock(venvs, tmp_path_factory):
-    """``imageapi-mock`` from its wheel, run from an empty folder: nothing of the repository."""
+def start_installed_mock(venvs, cwd: Path, *args: str):
+    """``imageapi-mock`` from its wheel, run from *cwd*: nothing of the repository."""
     port = free_port()
     process = subprocess.Popen(
         # --quiet: no access log, since nothing reads this pipe until the end
-        [
-            venvs["imageapi-mock"] / "imageapi-mock",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--quiet",
-        ],
-        cwd=tmp_path_factory.mktemp("elsewhere"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+        [venvs["imageapi-mock"] / "imageapi-mock", "--port", str(port), "--workers", "1",
+         "--quiet", *args],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     wait_for(url, process)
-    yield url
+    return url, process
+
+
+def stop(process: subprocess.Popen) -> None:
     process.terminate()
     process.communicate(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def installed_mock(venvs, tmp_path_factory):
+    """The installed mock as a user starts it, from an empty folder, with its bundled spec."""
+    url, process = start_installed_mock(venvs, tmp_path_factory.mktemp("elsewhere"))
+    yield url
+    stop(process)
+
+
+def with_higher_limits(text: str) -> str:
+    """The spec with each plan's requests_per_minute a hundred times higher."""
+    edited, count = re.subn(
+        r"^(\s+requests_per_minute: )(\d+)$",
+        lambda m: f"{m.group(1)}{int(m.group(2)) * 100}",
+        text,
+        flags=re.M,
+    )
+    assert count == 4, count  # one per plan
+    return edited
+
+
+@pytest.fixture(scope="session")
+def suite_run(venvs, tmp_path_factory) -> tuple[str, Path, subprocess.CompletedProcess]:
+    """The installed suite's one full run over HTTP: ``pytest --pyargs contract_tests`` (the
+    plugin found by its ``pytest11`` entry point) against the installed mock, checking against
+    the spec that the deployment itself publishes (``--spec URL``), with a JUnit file. The mock
+    enforces limits, but those of a spec copy a hundred times higher: with the free plan's ten
+    a minute the run would sleep three of its four minutes waiting out 429s (that the suite
+    waits them out is test_contract_plugin.py::test_429s_are_waited_out, on the real limits).
+    The URL, the run's folder, and what it printed."""
+    folder = tmp_path_factory.mktemp("suite")
+    spec = folder / "openapi.yaml"
+    spec.write_text(with_higher_limits((ROOT / "openapi.yaml").read_text()))
+    url, process = start_installed_mock(venvs, folder, "--spec", str(spec))
+    try:
+        result = subprocess.run(
+            [venvs["imageapi-contract"] / "python", "-m", "pytest", "--pyargs", "contract_tests",
+             "--base-url", url, "--spec", url + "/openapi.yaml", "--junitxml", "contract.xml"],
+            cwd=folder, env={**os.environ, **KEYS_ENV}, capture_output=True, text=True,
+            timeout=900,
+        )  # fmt: skip
+    finally:
+        stop(process)
+    return url, folder, result
 
 
 def test_the_installed_mock_serves_the_seed_call(installed_mock):
@@ -125,40 +163,22 @@ def run_contract(venvs, base_url: str, cwd: Path, *args: str) -> subprocess.Comp
     )
 
 
-def test_the_installed_suite_passes_against_the_mock(venvs, installed_mock, tmp_path):
-    result = run_contract(venvs, installed_mock, tmp_path, "-q", "--junitxml", "contract.xml")
+def test_the_installed_suite_passes_against_the_mock(suite_run):
+    _, folder, result = suite_run
     assert result.returncode == 0, result.stdout[-4000:]
     assert re.search(r"\b(\d{2,}) passed\b", result.stdout), result.stdout[-2000:]
     summary = result.stdout.strip().splitlines()[-1]  # pytest's last line, after the coverage table
     assert " failed" not in summary and " passed" in summary, summary
-    assert (tmp_path / "contract.xml").exists()
+    assert (folder / "contract.xml").exists()
 
 
-def test_the_installed_suite_is_a_pytest_plugin_with_any_spec(venvs, installed_mock, tmp_path):
-    """``pytest --pyargs contract_tests``, the plugin loaded by its ``pytest11`` entry point,
-    checking against the spec that the deployment itself publishes (``--spec URL``)."""
-    result = subprocess.run(
-        [
-            venvs["imageapi-contract"] / "python",
-            "-m",
-            "pytest",
-            "--pyargs",
-            "contract_tests",
-            "--base-url",
-            installed_mock,
-            "--spec",
-            installed_mock + "/openapi.yaml",
-            "-k",
-            "auth",
-        ],
-        cwd=tmp_path,
-        env={**os.environ, **KEYS_ENV},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def test_the_installed_suite_is_a_pytest_plugin_with_any_spec(suite_run):
+    """The run above is ``pytest --pyargs contract_tests`` with ``--spec URL``: the plugin
+    loaded by its entry point reads the deployment's spec (whose limits differ from the
+    bundled one's, so that the RateLimit checks pass only on the spec it was given)."""
+    url, _, result = suite_run
     assert result.returncode == 0, result.stdout[-4000:]
-    assert f"spec: {installed_mock}/openapi.yaml" in result.stdout
+    assert f"spec: {url}/openapi.yaml" in result.stdout
     assert re.search(r"\b\d+ passed\b", result.stdout)
 
 

@@ -87,7 +87,10 @@ def fixed_image_size():
     return proxy(edit_request, _edit_success(restore))
 
 
-@mutant("contract_tests/test_generation.py::test_generation_property")
+@mutant(
+    "contract_tests/test_generation.py::test_each_output_format_is_made_as_asked",
+    "contract_tests/test_generation.py::test_generation_property",
+)
 def always_png():
     """Images are PNG whatever output_format says, and labelled as asked."""
 
