@@ -2,6 +2,7 @@
 behind the guard that bounds slow bodies and oversized heads, with its access log on the
 server's output unless ``MOCKSERVER_QUIET`` is set."""
 
+import gc
 import logging
 import sys
 
@@ -44,3 +45,8 @@ app = Guard(
     body_timeout_s=config.body_timeout_s,
     work_slots=config.work_slots,
 )
+# What is built by now lives as long as the worker: frozen out of the collector's sight, it is
+# no longer walked by every full collection (the spec, Flask, every module), which a request's
+# few hundred allocations set off every few hundred requests (measured: 5-10% of a generation).
+gc.collect()
+gc.freeze()

@@ -90,13 +90,35 @@ def _prompt_lines(prompt: str) -> list[str]:
 
 def _palette(prompt: str, model: str, seed: int) -> bytes:
     key = f"{model}\0{seed}\0{prompt}".encode("utf-8", "surrogatepass")
-    digest = hashlib.sha256(key).digest()
-    ends = Image.frombytes("RGB", (2, 1), digest[:6])
-    # The box spans the two pixel centres, so the ramp runs from one colour right to the other.
-    gradient = ends.resize(
-        (GRADIENT_LEVELS, 1), Image.Resampling.BILINEAR, box=(0.5, 0, 1.5, 1)
-    ).tobytes()
-    return _BAND_PALETTE + gradient
+    return _BAND_PALETTE + gradient(hashlib.sha256(key).digest()[:6])
+
+
+def gradient(ends: bytes) -> bytes:
+    """GRADIENT_LEVELS RGB colours from the first colour of *ends* (6 bytes) to the second.
+
+    Computed all at once: each channel of each colour is a 16-bit lane of one integer,
+    ``(256 - w) * a + w * b + 128`` for the level's weight w (at most 65,408: no lane carries
+    into the next), and its high byte is the rounded channel. Several times faster than
+    Pillow's resize of a two-pixel image, which it matches to within one level.
+    """
+    a_r, a_g, a_b, b_r, b_g, b_b = ends
+    lanes = _ROUNDING + a_r * _FROM[0] + a_g * _FROM[1] + a_b * _FROM[2]
+    lanes += b_r * _TO[0] + b_g * _TO[1] + b_b * _TO[2]
+    return lanes.to_bytes(6 * GRADIENT_LEVELS, "little")[1::2]
+
+
+def _gradient_lanes() -> tuple[list[int], list[int], int]:
+    """The constant integers of :func:`gradient`: per channel the weights of the first colour
+    and of the second, in that channel's lanes, and the rounding in every lane."""
+    weight_from, weight_to, rounding = [0, 0, 0], [0, 0, 0], 0
+    for level in range(GRADIENT_LEVELS):
+        weight = round(level * 256 / (GRADIENT_LEVELS - 1))
+        for channel in range(3):
+            lane = 16 * (3 * level + channel)
+            weight_from[channel] |= (256 - weight) << lane
+            weight_to[channel] |= weight << lane
+            rounding |= 128 << lane
+    return weight_from, weight_to, rounding
 
 
 def _ramp(start, end, steps: int) -> bytes:
@@ -108,6 +130,7 @@ def _ramp(start, end, steps: int) -> bytes:
 
 
 _BAND_PALETTE = _ramp(BAND_COLOUR, INK_COLOUR, TEXT_SHADES)
+_FROM, _TO, _ROUNDING = _gradient_lanes()
 INK, GREY_INK = TEXT_SHADES - 1, (TEXT_SHADES - 1) * 2 // 3
 
 

@@ -10,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mockserver.backends.placeholder import PlaceholderBackend, _prompt_lines, render
+from mockserver.backends.placeholder import (
+    GRADIENT_LEVELS,
+    PlaceholderBackend,
+    _prompt_lines,
+    gradient,
+    render,
+)
 from tests.support import make_generation
 
 sizes = st.integers(16, 128).map(lambda n: n * 16)
@@ -77,3 +83,24 @@ def test_backend_makes_one_image_per_seed():
 def test_a_prompt_s_lines_are_textwrap_s(prompt):
     expected = textwrap.wrap(prompt, width=48, max_lines=2, placeholder=" …") or [""]
     assert _prompt_lines(prompt) == expected
+
+
+@given(st.binary(min_size=6, max_size=6))
+@settings(max_examples=300, deadline=None)
+def test_the_gradient_runs_from_one_colour_to_the_other(ends):
+    colours = gradient(ends)
+    assert len(colours) == 3 * GRADIENT_LEVELS
+    assert colours[:3] == ends[:3] and colours[-3:] == ends[3:]
+    for channel in range(3):
+        levels = colours[channel::3]
+        start, end = ends[channel], ends[3 + channel]
+        steps = [b - a for a, b in zip(levels, levels[1:], strict=False)]
+        # Monotonic from one end to the other: no lane carried into its neighbour.
+        assert all(step >= 0 for step in steps) if end >= start else all(s <= 0 for s in steps)
+        assert all(abs(step) <= 2 for step in steps)
+
+
+def test_the_gradient_at_the_extremes():
+    assert gradient(bytes([0, 0, 0, 255, 255, 255]))[-3:] == b"\xff\xff\xff"
+    assert gradient(bytes([255, 255, 255, 0, 0, 0]))[:3] == b"\xff\xff\xff"
+    assert gradient(bytes([255] * 6)) == b"\xff" * 3 * GRADIENT_LEVELS
