@@ -30,12 +30,21 @@ log = logging.getLogger("mockserver")
 access_log = logging.getLogger("mockserver.access")
 
 
+class MockFlask(Flask):
+    """Flask, told that every view and hook of this app is a plain function: Flask otherwise
+    asks ``inspect`` whether each one is a coroutine function, on every call (seven times a
+    request here)."""
+
+    def ensure_sync(self, func):
+        return func
+
+
 def create_app(
     config: Config | None = None,
     spec: ApiSpec | None = None,
     backend: ImageBackend | None = None,
     store: StateStore | None = None,
-) -> Flask:
+) -> MockFlask:
     """Build the mock server.
 
     *spec* defaults to loading ``config.spec_path`` (and then follows edits of that file when
@@ -51,7 +60,7 @@ def create_app(
     backend = backend or load_backend(config.backend, spec=loaded, **config.backend_options)
     runtime = Runtime(config, loaded, backend, store, spec_path=follow, spec_stamp=stamp)
 
-    app = Flask(__name__)
+    app = MockFlask(__name__)
     app.url_map.merge_slashes = False  # `//` is a 404, not a redirect built from the Host header
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes + 1
     app.extensions["imageapi"] = runtime

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import logging
+import mmap
 import os
 import sqlite3
 import threading
@@ -74,6 +75,9 @@ class EmbeddedStore(StateStore):
         self._write_lock = (
             os.open(f"{path}.lock", os.O_CREAT | os.O_RDWR, 0o600) if self.shared else None
         )
+        # How often what fault_state reads has changed, in every worker's memory: see _Changes.
+        self._changes = _Changes(self._write_lock)
+        self._fault_state: tuple[tuple[int, str], tuple[str | None, bool]] | None = None
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=OFF")
         for table in (
@@ -97,8 +101,8 @@ class EmbeddedStore(StateStore):
         self.limits_storage = SQLiteLimitsStorage(self)
 
     class _Transaction:
-        def __init__(self, store: EmbeddedStore, begin: str | None):
-            self.store, self.begin = store, begin
+        def __init__(self, store: EmbeddedStore, begin: str | None, changes: bool = False):
+            self.store, self.begin, self.changes = store, begin, changes
 
         def __enter__(self) -> sqlite3.Connection:
             store = self.store
@@ -125,6 +129,8 @@ class EmbeddedStore(StateStore):
             try:
                 if self.begin:
                     self.store._db.execute("COMMIT" if kind is None else "ROLLBACK")
+                    if self.changes:  # once committed, and still under the write lock
+                        self.store._changes.count()
             finally:
                 self._release()
 
@@ -139,10 +145,11 @@ class EmbeddedStore(StateStore):
         except sqlite3.Error as exc:  # a locked or full file: the callers degrade, not fail
             raise StoreUnavailable(f"{self.path}: {exc}") from exc
 
-    def transaction(self) -> _Transaction:
+    def transaction(self, *, changes: bool = False) -> _Transaction:
         """A write transaction that holds the file's write lock from its start, so that two
-        workers' read-then-write of one window cannot interleave."""
-        return self._Transaction(self, "BEGIN IMMEDIATE")
+        workers' read-then-write of one window cannot interleave. *changes*: it writes what
+        :meth:`fault_state` reads (settings, sequences), which every worker then reads anew."""
+        return self._Transaction(self, "BEGIN IMMEDIATE", changes)
 
     def reading(self) -> _Transaction:
         return self._Transaction(self, None)
@@ -310,16 +317,25 @@ class EmbeddedStore(StateStore):
         return row[0] if row else None
 
     def fault_state(self, name: str) -> tuple[str | None, bool]:
+        # Asked on every request, changed by an admin call now and then: read again only when
+        # the change count moved. The count is read first, so that a change committed after
+        # the read below moves it again, and the next request reads once more.
+        stamp = (self._changes.read(), name)
+        cached = self._fault_state
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         with self.reading() as db:
             value, waiting = db.execute(
                 "SELECT (SELECT value FROM settings WHERE name = ?), "
                 "EXISTS (SELECT 1 FROM sequences)",
                 (name,),
             ).fetchone()
-        return value, bool(waiting)
+        state = (value, bool(waiting))
+        self._fault_state = (stamp, state)
+        return state
 
     def set_setting(self, name: str, value: str | None) -> None:
-        with self.transaction() as db:
+        with self.transaction(changes=True) as db:
             db.execute("DELETE FROM settings WHERE name = ?", (name,))
             if value is not None:
                 db.execute("INSERT INTO settings (name, value) VALUES (?, ?)", (name, value))
@@ -338,7 +354,7 @@ class EmbeddedStore(StateStore):
             db.execute("DELETE FROM tally WHERE name = ?", ("counter:" + name,))
 
     def sequence_add(self, name: str, answers: list[str], *, max_total: int) -> bool:
-        with self.transaction() as db:
+        with self.transaction(changes=True) as db:
             (total,) = db.execute("SELECT COUNT(*) FROM sequences").fetchone()
             if total + len(answers) > max_total:
                 return False
@@ -352,7 +368,7 @@ class EmbeddedStore(StateStore):
         with self.reading() as db:  # the common case, no sequence at all, takes no write lock
             if db.execute("SELECT 1 FROM sequences LIMIT 1").fetchone() is None:
                 return None
-        with self.transaction() as db:
+        with self.transaction(changes=True) as db:
             for name in names:
                 row = db.execute(
                     "SELECT id, answer FROM sequences WHERE name = ? ORDER BY id LIMIT 1", (name,)
@@ -370,7 +386,7 @@ class EmbeddedStore(StateStore):
         return waiting
 
     def sequences_clear(self) -> None:
-        with self.transaction() as db:
+        with self.transaction(changes=True) as db:
             db.execute("DELETE FROM sequences")
 
     def check(self) -> None:
@@ -389,8 +405,38 @@ class EmbeddedStore(StateStore):
             with self._lock:  # not while a writer's transaction holds the connection
                 self._closed = True
                 self._db.close()
+                self._changes.close()
                 if self._write_lock is not None:
                     os.close(self._write_lock)
+
+
+class _Changes:
+    """A count of the changes to what :meth:`EmbeddedStore.fault_state` reads, kept in the first
+    8 bytes of the store's lock file and mapped into each worker's memory: reading it is neither
+    a query nor a system call. It is counted up under the write lock, after the change is
+    committed. (A read torn by a concurrent count only makes a worker read the store once more.)
+    Without a file (``:memory:``, one process) it is kept in memory alone."""
+
+    SIZE = 8
+
+    def __init__(self, lock_file: int | None):
+        self._map: mmap.mmap | bytearray
+        if lock_file is None:
+            self._map = bytearray(self.SIZE)
+            return
+        if os.fstat(lock_file).st_size < self.SIZE:  # a new file; extending keeps what is there
+            os.ftruncate(lock_file, self.SIZE)
+        self._map = mmap.mmap(lock_file, self.SIZE)
+
+    def read(self) -> int:
+        return int.from_bytes(self._map[: self.SIZE], "little")
+
+    def count(self) -> None:
+        self._map[: self.SIZE] = ((self.read() + 1) % 2**64).to_bytes(self.SIZE, "little")
+
+    def close(self) -> None:
+        if isinstance(self._map, mmap.mmap):
+            self._map.close()
 
 
 @functools.lru_cache(maxsize=4096)  # a few keys, asked for on every request

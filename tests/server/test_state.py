@@ -362,3 +362,38 @@ def test_the_embedded_store_holds_unmade_entries_only_up_to_the_journal_s_bytes(
         assert made == list(range(10))  # all of them, in order, by the writer alone
     finally:
         store.close()
+
+
+def test_every_worker_sees_a_fault_state_change_made_by_another_at_its_next_request(tmp_path):
+    """Each worker keeps the fault state between requests and reads it again only when the
+    change count shared through the lock file moved: every kind of change, by any worker, is
+    seen at once by the others, and a read that changes nothing reads the same."""
+    from mockserver.store import open_store
+
+    url = f"sqlite://{tmp_path / 'state.sqlite'}"
+    worker, other = open_store(url), open_store(url)
+    try:
+        assert worker.fault_state("faults") == (None, False)
+        other.set_setting("faults", "503:0.5:seed=1")
+        assert worker.fault_state("faults") == ("503:0.5:seed=1", False)
+        assert worker.fault_state("faults") == ("503:0.5:seed=1", False)  # kept, and still true
+        assert worker.fault_state("other") == (None, False)  # a name of its own
+        assert other.sequence_add("key:x", ["503"], max_total=10)
+        assert worker.fault_state("faults") == ("503:0.5:seed=1", True)
+        assert worker.sequence_take(["key:x"]) == "503"  # taking the last answer is a change
+        assert other.fault_state("faults") == ("503:0.5:seed=1", False)
+        other.sequence_add("key:y", ["429"], max_total=10)
+        worker.fault_state("faults")
+        other.sequences_clear()
+        worker.set_setting("faults", None)
+        assert worker.fault_state("faults") == other.fault_state("faults") == (None, False)
+        reopened = open_store(url)  # a respawned worker starts from the count as it stands
+        try:
+            assert reopened.fault_state("faults") == (None, False)
+            reopened.set_setting("faults", "off")
+            assert worker.fault_state("faults") == ("off", False)
+        finally:
+            reopened.close()
+    finally:
+        worker.close()
+        other.close()

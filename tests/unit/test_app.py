@@ -356,3 +356,22 @@ def test_the_spec_is_served_without_a_key(client, spec):
     assert as_yaml.status_code == 200
     assert as_yaml.mimetype == "application/yaml"
     assert as_yaml.data.startswith(b"openapi: 3.1")
+
+
+def test_every_view_and_hook_is_synchronous(client):
+    """The app skips Flask's per-call check for coroutine functions (MockFlask.ensure_sync): a
+    coroutine view or hook added later would return an unawaited coroutine, so none may be."""
+    import inspect
+
+    app = client.application
+    functions = list(app.view_functions.values())
+    for hooks in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
+        functions += [hook for registered in hooks.values() for hook in registered]
+    functions += [
+        handler
+        for by_code in app.error_handler_spec.values()
+        for by_class in by_code.values()
+        for handler in by_class.values()
+    ]
+    assert len(functions) > 20
+    assert not [f for f in functions if inspect.iscoroutinefunction(inspect.unwrap(f))]
